@@ -1,0 +1,153 @@
+"""Making faces unrecognisable: a feathered ellipse over the whole head, written into the frame.
+
+Strength is relative to the face: a fixed blur sigma that hides a 30 px face
+leaves a 300 px face recognisable, so sigma and pixel blocks scale with the
+face box.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import cv2
+import numpy as np
+
+from .config import AnonymizeConfig
+from .types import Box, Frame, Region, Stage
+
+__all__ = ["Anonymizer", "head_box", "cover_region", "curtain"]
+
+#: Blur sigma as a fraction of the face box height at strength 1. At 0.15 a face
+#: keeps about two resolvable cycles from brow to chin: skin tone, no identity.
+BLUR_SIGMA_PER_FACE = 0.15
+#: Pixel blocks across the face box height at strength 1. Seven left the band-pass
+#: correlation with the original face at 0.73 (see tests/pixels.py); five brings it under 0.3.
+PIXELATE_BLOCKS_PER_FACE = 5.0
+#: Floor for tiny faces, in pixels.
+MIN_SIGMA = 3.0
+MIN_BLOCK = 5
+#: Soft edge outside the ellipse, as a fraction of its radius; the ellipse itself is fully covered.
+FEATHER = 0.15
+
+_OUTLINE_COLOURS = {
+    "detection": (0, 255, 0),
+    "prediction": (255, 200, 0),
+    "backfill": (0, 200, 255),
+    "curtain": (255, 0, 0),
+}
+
+
+def head_box(face: Box, margin: float) -> Box:
+    """The region to cover for a detector face box (brow to chin).
+
+    Grown by ``margin`` of the face size sideways and more upward (hair, hat)
+    than downward (chin), so the ellipse inscribed in it covers the whole head.
+    The face box itself stays inside that ellipse for any ``margin >= 0.4``.
+    """
+    w, h = face.width, face.height
+    cx, cy = face.center
+    return Box.from_center(cx, cy - 0.3 * margin * h, w * (1 + margin), h * (1 + 1.6 * margin))
+
+
+def _blur(crop: np.ndarray, size: float, strength: float) -> np.ndarray:
+    sigma = max(MIN_SIGMA, BLUR_SIGMA_PER_FACE * strength * size)
+    h, w = crop.shape[:2]
+    # Blur a downscaled copy: the cost stays flat however large the face is,
+    # and a sigma this large leaves nothing the downscale could lose.
+    k = max(1.0, sigma / 3.0)
+    sw, sh = max(1, round(w / k)), max(1, round(h / k))
+    small = cv2.resize(crop, (sw, sh), interpolation=cv2.INTER_AREA) if k > 1 else crop
+    small = cv2.GaussianBlur(small, (0, 0), sigmaX=sigma / k, borderType=cv2.BORDER_REPLICATE)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR) if k > 1 else small
+
+
+def _pixelate(crop: np.ndarray, size: float, strength: float) -> np.ndarray:
+    block = max(MIN_BLOCK, round(size * strength / PIXELATE_BLOCKS_PER_FACE))
+    h, w = crop.shape[:2]
+    small = cv2.resize(crop, (max(1, w // block), max(1, h // block)), interpolation=cv2.INTER_AREA)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST)
+
+
+def _solid(crop: np.ndarray, size: float, strength: float) -> np.ndarray:
+    return np.zeros_like(crop)
+
+
+_MODES: dict[str, Callable[[np.ndarray, float, float], np.ndarray]] = {
+    "blur": _blur,
+    "pixelate": _pixelate,
+    "solid": _solid,
+}
+
+
+def _ellipse_alpha(shape: tuple[int, int], ellipse: Box, origin: tuple[int, int]) -> np.ndarray:
+    """1 inside ``ellipse``, fading to 0 over the feather band outside it (H x W x 1 float32)."""
+    h, w = shape
+    cx, cy = ellipse.center
+    a = max(ellipse.width / 2, 0.5)
+    b = max(ellipse.height / 2, 0.5)
+    xs = (np.arange(w, dtype=np.float32) + origin[0] + 0.5 - cx) / a
+    ys = (np.arange(h, dtype=np.float32) + origin[1] + 0.5 - cy) / b
+    r = np.sqrt(xs[None, :] ** 2 + ys[:, None] ** 2)
+    return np.clip((1.0 + FEATHER - r) / FEATHER, 0.0, 1.0)[..., None]
+
+
+def cover_region(image: np.ndarray, face: Box, config: AnonymizeConfig) -> None:
+    """Obscure the head around ``face`` in ``image`` (H x W x 3 uint8), in place."""
+    ellipse = head_box(face, config.margin)
+    outer = ellipse.grown(FEATHER / 2 + 0.01)
+    ih, iw = image.shape[:2]
+    x1, y1, x2, y2 = outer.clipped(iw, ih).as_int()
+    x2, y2 = min(x2, iw), min(y2, ih)
+    if x2 <= x1 or y2 <= y1:
+        return
+    crop = image[y1:y2, x1:x2]
+    size = max(face.width, face.height)
+    covered = _MODES[config.mode](crop, size, config.strength)
+    alpha = _ellipse_alpha(crop.shape[:2], ellipse, (x1, y1))
+    blended = covered.astype(np.float32) * alpha + crop.astype(np.float32) * (1.0 - alpha)
+    # Write back into the frame: the bug that drew a rectangle but never stored
+    # the blurred pixels must be impossible here.
+    image[y1:y2, x1:x2] = np.rint(blended).astype(np.uint8)
+
+
+def curtain(image: np.ndarray) -> None:
+    """Obscure the whole picture (fail closed when a frame cannot be trusted)."""
+    h, w = image.shape[:2]
+    small = cv2.resize(image, (max(1, w // 32), max(1, h // 32)), interpolation=cv2.INTER_AREA)
+    small = cv2.GaussianBlur(small, (0, 0), sigmaX=2.0)
+    image[:] = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def draw_outline(image: np.ndarray, region: Region, margin: float) -> None:
+    e = head_box(region.box, margin)
+    cx, cy = e.center
+    cv2.ellipse(
+        image,
+        (round(cx), round(cy)),
+        (max(1, round(e.width / 2)), max(1, round(e.height / 2))),
+        0,
+        0,
+        360,
+        _OUTLINE_COLOURS.get(region.source, (255, 255, 255)),
+        max(1, round(math.sqrt(image.shape[0] * image.shape[1]) / 500)),
+    )
+
+
+class Anonymizer(Stage):
+    """Covers every region of a frame and marks it protected; sinks accept nothing else."""
+
+    def __init__(self, config: AnonymizeConfig | None = None) -> None:
+        self.config = config or AnonymizeConfig()
+
+    def __call__(self, frame: Frame) -> Frame:
+        if frame.damaged:
+            curtain(frame.image)
+        else:
+            for region in frame.regions:
+                cover_region(frame.image, region.box, self.config)
+        if self.config.boxes:
+            for region in frame.regions:
+                draw_outline(frame.image, region, self.config.margin)
+        frame.protected = True
+        return frame

@@ -1,0 +1,197 @@
+"""The library API every front end drives: anonymize a video file or a still image."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .anonymize import Anonymizer
+from .config import Config
+from .detect import DetectionsToRegions, DetectStage, FaceDetector, create_detector
+from .errors import InputError
+from .images import IMAGE_SUFFIXES, load_image, output_format, save_image
+from .pipeline import Pipeline, RunStats
+from .sinks import AtomicPath, VideoFileSink
+from .sources import VideoFileSource, VideoInfo
+from .types import Frame, Stage
+
+__all__ = [
+    "VIDEO_SUFFIXES",
+    "IMAGE_SUFFIXES",
+    "VideoResult",
+    "ImageResult",
+    "anonymize_video",
+    "anonymize_image",
+    "anonymize_file",
+    "default_output",
+    "build_stages",
+    "is_image",
+]
+
+log = logging.getLogger(__name__)
+
+VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi"})
+
+
+@dataclass(frozen=True, slots=True)
+class VideoResult:
+    output: Path
+    info: VideoInfo
+    stats: RunStats
+
+
+@dataclass(frozen=True, slots=True)
+class ImageResult:
+    output: Path
+    faces: int
+    width: int
+    height: int
+
+
+def is_image(path: str | os.PathLike[str]) -> bool:
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES
+
+
+def default_output(path: str | os.PathLike[str]) -> Path:
+    """``<stem>.anonymized.<ext>`` beside the input."""
+    p = Path(path)
+    return p.with_name(f"{p.stem}.anonymized{p.suffix}")
+
+
+def build_stages(
+    config: Config, detector: FaceDetector, *, fps: float | None = None, video: bool = True
+) -> list[Stage]:
+    """detect -> track (videos) -> anonymize, as the options ask."""
+    stages: list[Stage] = [DetectStage(detector, every=config.track.detect_every if video else 1)]
+    if video:
+        from .track import TrackStage
+
+        stages.append(TrackStage(config.track, fps=fps or 30.0))
+    else:
+        stages.append(DetectionsToRegions())
+    stages.append(Anonymizer(config.anonymize))
+    return stages
+
+
+class _Recorder(Stage):
+    """Hands each finished frame to a callback (the audit report)."""
+
+    def __init__(self, add: Callable[[Frame], Any]) -> None:
+        self.add = add
+
+    def __call__(self, frame: Frame) -> Frame:
+        self.add(frame)
+        return frame
+
+
+def _check_distinct(input_path: Path, output: Path) -> None:
+    try:
+        same = output.exists() and os.path.samefile(input_path, output)
+    except OSError:
+        same = False
+    if same or input_path.resolve() == output.resolve():
+        raise InputError(f"{input_path}: output would overwrite the input; choose another -o")
+
+
+def anonymize_video(
+    input_path: str | os.PathLike[str],
+    output: str | os.PathLike[str] | None = None,
+    config: Config | None = None,
+    *,
+    overwrite: bool = False,
+    detector: FaceDetector | None = None,
+    progress: Callable[[int], Any] | None = None,
+    on_start: Callable[[VideoInfo], Any] | None = None,
+    stop: threading.Event | None = None,
+    report: str | os.PathLike[str] | None = None,
+) -> VideoResult:
+    """Anonymize every face in a video file; audio and subtitles are copied unchanged.
+
+    The output appears under its final name only when complete. ``progress`` is
+    called with the number of frames written; ``on_start`` with the input's facts
+    before the first frame; setting ``stop`` cancels (raises :class:`Cancelled`).
+    """
+    config = config or Config()
+    src_path = Path(input_path)
+    out_path = Path(output) if output is not None else default_output(src_path)
+    _check_distinct(src_path, out_path)
+    own_detector = detector is None
+    with VideoFileSource(src_path, threads=config.encode.threads) as source:
+        if on_start is not None:
+            on_start(source.info)
+        det = detector or create_detector(config.detect)
+        report_writer = None
+        try:
+            stages = build_stages(config, det, fps=float(source.info.fps))
+            if report is not None:
+                from .report import ReportWriter
+
+                report_writer = ReportWriter(report, input_path=str(src_path))
+                stages.append(_Recorder(report_writer.add))
+            sink = VideoFileSink(out_path, source.info, config.encode, overwrite=overwrite)
+            ok = False
+            try:
+                stats = Pipeline(source, stages, sink, progress=progress, stop=stop).run()
+                ok = True
+            finally:
+                written = sink.close(success=ok)
+                if report_writer is not None:
+                    report_writer.close(success=ok)
+        finally:
+            if own_detector:
+                det.close()
+    assert written is not None
+    return VideoResult(output=written, info=source.info, stats=stats)
+
+
+def anonymize_image(
+    input_path: str | os.PathLike[str],
+    output: str | os.PathLike[str] | None = None,
+    config: Config | None = None,
+    *,
+    overwrite: bool = False,
+    detector: FaceDetector | None = None,
+) -> ImageResult:
+    """Anonymize every face in a still image; EXIF, GPS and thumbnails are not written."""
+    config = config or Config()
+    src_path = Path(input_path)
+    out_path = Path(output) if output is not None else default_output(src_path)
+    _check_distinct(src_path, out_path)
+    fmt = output_format(out_path)
+    loaded = load_image(src_path)
+    if loaded.frames > 1:
+        log.warning("%s: has %d frames; only the first is written", src_path, loaded.frames)
+    det = detector or create_detector(config.detect)
+    try:
+        frame = Frame(image=loaded.rgb, index=0)
+        for stage in build_stages(config, det, video=False):
+            frame = stage(frame)
+    finally:
+        if detector is None:
+            det.close()
+    target = AtomicPath(out_path, overwrite=overwrite)
+    try:
+        save_image(loaded, frame.image, target.tmp, fmt)
+    except BaseException:
+        target.abort()
+        raise
+    written = target.commit()
+    return ImageResult(output=written, faces=len(frame.regions), width=frame.width, height=frame.height)
+
+
+def anonymize_file(
+    input_path: str | os.PathLike[str],
+    output: str | os.PathLike[str] | None = None,
+    config: Config | None = None,
+    **kwargs: Any,
+) -> VideoResult | ImageResult:
+    """Dispatch on the file type: images by suffix, everything else as video."""
+    if is_image(input_path):
+        kwargs = {k: v for k, v in kwargs.items() if k in ("overwrite", "detector")}
+        return anonymize_image(input_path, output, config, **kwargs)
+    return anonymize_video(input_path, output, config, **kwargs)

@@ -1,0 +1,278 @@
+"""Command line: a thin layer over :mod:`streamguard.api`.
+
+Exit codes: 0 done, 1 internal error (a bug: traceback kept), 2 bad usage,
+3 bad input, 4 output problem, 5 detector model problem, 6 device problem,
+130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+
+from . import __version__
+from .api import anonymize_image, anonymize_video, default_output, is_image
+from .config import AnonymizeConfig, Config, DetectConfig, EncodeConfig, TrackConfig
+from .errors import Cancelled, StreamguardError
+
+__all__ = ["main", "build_parser"]
+
+EXIT_OK = 0
+EXIT_BUG = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
+
+log = logging.getLogger("streamguard")
+
+# Slotted dataclasses hide their defaults on the class; read them off an instance.
+_DEFAULTS = Config()
+
+
+def _positive_float(text: str) -> float:
+    v = float(text)
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return v
+
+
+def _non_negative_float(text: str) -> float:
+    v = float(text)
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return v
+
+
+def _unit_float(text: str) -> float:
+    v = float(text)
+    if not 0 < v < 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return v
+
+
+def add_anonymize_options(p: argparse.ArgumentParser) -> None:
+    """Options shared by every front end that anonymizes (files, live)."""
+    g = p.add_argument_group("anonymization")
+    g.add_argument(
+        "--mode", choices=("blur", "pixelate", "solid"), default="blur", help="how faces are covered"
+    )
+    g.add_argument(
+        "--strength",
+        type=_positive_float,
+        default=1.0,
+        help="blur/pixelation strength, relative to face size",
+    )
+    g.add_argument(
+        "--margin",
+        type=_non_negative_float,
+        default=_DEFAULTS.anonymize.margin,
+        help="extra cover around the detected face box, as a fraction of its size (default 0.5: whole head)",
+    )
+    g.add_argument(
+        "--threshold",
+        type=_unit_float,
+        default=_DEFAULTS.detect.threshold,
+        help="detector confidence threshold (default 0.3: recall first)",
+    )
+    g.add_argument("--boxes", action="store_true", help="draw outlines of the covered regions")
+    t = p.add_argument_group("tracking")
+    t.add_argument(
+        "--hold",
+        type=_non_negative_float,
+        default=_DEFAULTS.track.hold,
+        help="seconds a face stays covered after its last detection (default 0.5)",
+    )
+    t.add_argument(
+        "--detect-every",
+        type=int,
+        default=1,
+        metavar="K",
+        help="run the detector on every K-th frame (default 1)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="streamguard",
+        description="Blur every face in a video or photo, offline. Audio, timing and rotation are kept.",
+    )
+    p.add_argument("input", type=Path, help="video (mp4, mov, mkv, webm, avi) or image (jpg, png, webp)")
+    p.add_argument(
+        "-o", "--output", type=Path, help="output file (default: <name>.anonymized.<ext> beside the input)"
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace the output if it exists")
+    add_anonymize_options(p)
+    v = p.add_argument_group("video output")
+    v.add_argument(
+        "--crf", type=int, default=_DEFAULTS.encode.crf, help="x264 quality, lower is better (default 20)"
+    )
+    v.add_argument("--preset", default=_DEFAULTS.encode.preset, help="x264 speed preset (default veryfast)")
+    v.add_argument(
+        "--keep-metadata", action="store_true", help="keep container metadata (GPS, device, dates)"
+    )
+    v.add_argument("--report", type=Path, metavar="PATH.json", help="write what was covered in every frame")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    p.add_argument("--version", action="version", version=f"streamguard {__version__}")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    try:
+        return Config(
+            detect=DetectConfig(threshold=args.threshold),
+            track=TrackConfig(hold=args.hold, detect_every=args.detect_every),
+            anonymize=AnonymizeConfig(
+                mode=args.mode, strength=args.strength, margin=args.margin, boxes=args.boxes
+            ),
+            encode=EncodeConfig(
+                crf=getattr(args, "crf", _DEFAULTS.encode.crf),
+                preset=getattr(args, "preset", _DEFAULTS.encode.preset),
+                keep_metadata=getattr(args, "keep_metadata", False),
+            ),
+        )
+    except ValueError as e:
+        raise _UsageError(str(e)) from e
+
+
+class _UsageError(Exception):
+    pass
+
+
+@contextmanager
+def _signals_to_stop(stop: threading.Event) -> Iterator[dict[str, int]]:
+    """SIGTERM (and a second Ctrl-C) set ``stop`` so the pipeline ends cleanly."""
+    got: dict[str, int] = {}
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        got["signal"] = signum
+        stop.set()
+
+    if threading.current_thread() is not threading.main_thread():
+        yield got
+        return
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield got
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def _fps_column_class() -> type:
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    class FpsColumn(ProgressColumn):
+        def render(self, task: object) -> Text:
+            speed = getattr(task, "speed", None)
+            return Text(f"{speed:5.1f} fps" if speed else "  ... fps")
+
+    return FpsColumn
+
+
+class _Progress:
+    """A rich progress bar with fps and ETA on a terminal; nothing otherwise."""
+
+    def __init__(self, enabled: bool, label: str) -> None:
+        self.enabled = enabled
+        self.label = label
+        self._bar = None
+        self._task = None
+
+    def start(self, total: int | None) -> None:
+        if not self.enabled:
+            return
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TaskProgressColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        _FpsColumn = _fps_column_class()
+        self._bar = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TaskProgressColumn(),
+            MofNCompleteColumn(),
+            _FpsColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            transient=False,
+        )
+        self._bar.start()
+        self._task = self._bar.add_task(self.label, total=total)
+
+    def update(self, done: int) -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, completed=done)
+
+    def stop(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+def _run_one(args: argparse.Namespace, config: Config, stop: threading.Event) -> None:
+    out = args.output or default_output(args.input)
+    if is_image(args.input):
+        result = anonymize_image(args.input, out, config, overwrite=args.overwrite)
+        if not args.quiet:
+            print(f"{result.output}: {result.faces} face(s) covered", file=sys.stderr)
+        return
+    progress = _Progress(sys.stderr.isatty() and not args.quiet, args.input.name)
+    try:
+        result = anonymize_video(
+            args.input,
+            out,
+            config,
+            overwrite=args.overwrite,
+            progress=progress.update,
+            on_start=lambda info: progress.start(info.frames),
+            stop=stop,
+            report=args.report,
+        )
+    finally:
+        progress.stop()
+    if not args.quiet:
+        s = result.stats
+        print(
+            f"{result.output}: {s.frames_out} frames in {s.seconds:.1f} s ({s.fps:.1f} fps)", file=sys.stderr
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.ERROR if args.quiet else logging.WARNING, format="streamguard: %(message)s"
+    )
+    try:
+        config = config_from_args(args)
+    except _UsageError as e:
+        parser.error(str(e))
+    stop = threading.Event()
+    with _signals_to_stop(stop) as got:
+        try:
+            _run_one(args, config, stop)
+        except Cancelled:
+            sig = got.get("signal", signal.SIGINT)
+            print("streamguard: interrupted; no output written", file=sys.stderr)
+            return EXIT_TERMINATED if sig == signal.SIGTERM else EXIT_INTERRUPTED
+        except KeyboardInterrupt:
+            print("streamguard: interrupted; no output written", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        except StreamguardError as e:
+            print(f"streamguard: error: {e}", file=sys.stderr)
+            return e.exit_code
+    return EXIT_OK

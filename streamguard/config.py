@@ -1,0 +1,92 @@
+"""Options, grouped by the stage that reads them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+__all__ = ["DetectConfig", "TrackConfig", "AnonymizeConfig", "EncodeConfig", "Config"]
+
+Mode = Literal["blur", "pixelate", "solid"]
+PRESETS = ("fast", "balanced", "thorough")
+
+
+@dataclass(frozen=True, slots=True)
+class DetectConfig:
+    #: Minimum BlazeFace score. Low on purpose: a false blur costs little, a missed face leaks.
+    threshold: float = 0.3
+    #: Speed/recall trade-off of the tiled detector: "fast", "balanced" or "thorough".
+    preset: str = "balanced"
+    #: Smallest face height in pixels to find; None takes the preset's own.
+    min_face: int | None = None
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.threshold < 1.0:
+            raise ValueError(f"threshold must be between 0 and 1, got {self.threshold}")
+        if self.preset not in PRESETS:
+            raise ValueError(f"preset must be one of {', '.join(PRESETS)}, got {self.preset!r}")
+        if self.min_face is not None and self.min_face < 8:
+            raise ValueError(f"min_face must be at least 8 pixels, got {self.min_face}")
+
+
+@dataclass(frozen=True, slots=True)
+class TrackConfig:
+    #: Seconds a face stays covered after its last detection.
+    hold: float = 0.5
+    #: Seconds of frames kept between detection and encoding so that a new track
+    #: is also covered in the frames before its first detection (files only).
+    lookahead: float = 0.5
+    #: Run the detector on every K-th frame, tracking in between.
+    detect_every: int = 1
+
+    def __post_init__(self) -> None:
+        if self.hold < 0:
+            raise ValueError(f"hold must be >= 0 seconds, got {self.hold}")
+        if self.lookahead < 0:
+            raise ValueError(f"lookahead must be >= 0 seconds, got {self.lookahead}")
+        if self.detect_every < 1:
+            raise ValueError(f"detect_every must be >= 1, got {self.detect_every}")
+
+
+@dataclass(frozen=True, slots=True)
+class AnonymizeConfig:
+    mode: Mode = "blur"
+    #: Multiplier on the size-relative blur sigma / pixel block size (1.0 = default).
+    strength: float = 1.0
+    #: How far the covered ellipse extends beyond the detector's face box, as a
+    #: fraction of its size. 0.5 covers hair, ears and chin on a frontal face.
+    margin: float = 0.5
+    #: Draw the covered regions' outlines (for checking a result).
+    boxes: bool = False
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("blur", "pixelate", "solid"):
+            raise ValueError(f"mode must be blur, pixelate or solid, got {self.mode!r}")
+        if self.strength <= 0:
+            raise ValueError(f"strength must be > 0, got {self.strength}")
+        if self.margin < 0:
+            raise ValueError(f"margin must be >= 0, got {self.margin}")
+
+
+@dataclass(frozen=True, slots=True)
+class EncodeConfig:
+    #: x264 constant rate factor: 18-20 is visually lossless for most footage.
+    crf: int = 20
+    #: x264 preset; "veryfast" keeps encoding from dominating the run time.
+    preset: str = "veryfast"
+    #: Keep container/stream metadata (GPS, device, dates). Off by default: it can identify people.
+    keep_metadata: bool = False
+    #: Encoder/decoder threads; 0 lets libav choose.
+    threads: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.crf <= 51:
+            raise ValueError(f"crf must be between 0 and 51, got {self.crf}")
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    detect: DetectConfig = field(default_factory=DetectConfig)
+    track: TrackConfig = field(default_factory=TrackConfig)
+    anonymize: AnonymizeConfig = field(default_factory=AnonymizeConfig)
+    encode: EncodeConfig = field(default_factory=EncodeConfig)

@@ -1,0 +1,55 @@
+"""Errors a user can act on. Each carries a one-line message that names the file.
+
+::
+
+    StreamguardError      one line, names the file
+    ├── InputError        cannot open/decode, unsupported input        exit 3
+    ├── OutputError       exists (no --overwrite), cannot write/encode exit 4
+    ├── ModelError        detector model missing or broken             exit 5
+    └── DeviceError       camera or virtual camera unavailable         exit 6
+
+Anything else raised inside streamguard is a bug: the CLI keeps its traceback
+and exits 1.
+"""
+
+from __future__ import annotations
+
+__all__ = ["StreamguardError", "InputError", "OutputError", "ModelError", "DeviceError", "Cancelled"]
+
+
+class StreamguardError(Exception):
+    """Base of every error streamguard reports to a user as one line."""
+
+    exit_code = 1
+
+    def __str__(self) -> str:
+        # One line, always: a multi-line libav message must not break the contract.
+        return " ".join(super().__str__().split())
+
+
+class InputError(StreamguardError):
+    """The input cannot be opened, decoded or is not supported."""
+
+    exit_code = 3
+
+
+class OutputError(StreamguardError):
+    """The output cannot be written (exists, unwritable folder, disk full, encoder failure)."""
+
+    exit_code = 4
+
+
+class ModelError(StreamguardError):
+    """The face detector model is missing or broken."""
+
+    exit_code = 5
+
+
+class DeviceError(StreamguardError):
+    """A camera or virtual camera is unavailable."""
+
+    exit_code = 6
+
+
+class Cancelled(Exception):
+    """The run was stopped (Ctrl-C, SIGTERM, a client that went away) before it finished."""

@@ -1,0 +1,206 @@
+"""The only module that owns threads: source -> stages -> sink, joined by bounded queues.
+
+Three threads: a reader (decode), a worker (detect, track, anonymize) and a
+writer (encode, mux). The caller's thread only waits, so Ctrl-C reaches it at
+once. Any stage that raises stops every thread: each checks a stop event around
+timed ``put``/``get``, so none stays blocked on a queue nobody serves.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .errors import Cancelled
+from .types import Frame, Stage
+
+__all__ = ["Pipeline", "RunStats", "Sink"]
+
+log = logging.getLogger(__name__)
+
+_END = object()  # end of stream; private so no frame can be mistaken for it
+_POLL = 0.05  # seconds between stop checks while blocked on a queue
+
+
+class Sink(Protocol):
+    def write(self, frame: Frame) -> None: ...
+
+
+@dataclass(slots=True)
+class RunStats:
+    frames_in: int = 0
+    frames_out: int = 0
+    seconds: float = 0.0
+    #: Busy seconds per step ("decode", each stage's class name, "encode").
+    busy: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def fps(self) -> float:
+        return self.frames_out / self.seconds if self.seconds > 0 else 0.0
+
+    def ms_per_frame(self) -> dict[str, float]:
+        n = max(1, self.frames_out)
+        return {k: 1000 * v / n for k, v in self.busy.items()}
+
+
+class _Stopped(Exception):
+    """Raised inside a worker thread when another thread asked everyone to stop."""
+
+
+class Pipeline:
+    """Runs ``source`` through ``stages`` into ``sink`` on three threads.
+
+    ``progress(frames_done)`` is called from the writer thread after each frame.
+    ``stop`` may be set from anywhere (signal handler, web request) to cancel.
+    """
+
+    def __init__(
+        self,
+        source: Iterable[Frame],
+        stages: Sequence[Stage],
+        sink: Sink,
+        *,
+        queue_size: int = 8,
+        progress: Callable[[int], Any] | None = None,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.source = source
+        self.stages = list(stages)
+        self.sink = sink
+        self.progress = progress
+        self.stop = stop or threading.Event()
+        self._q_in: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
+        self._q_out: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
+        self._error: BaseException | None = None
+        self._error_lock = threading.Lock()
+        self.stats = RunStats()
+
+    # -- queue helpers that never block forever ---------------------------------------------
+    def _put(self, q: queue.Queue[Any], item: Any) -> None:
+        while True:
+            if self.stop.is_set():
+                raise _Stopped
+            try:
+                q.put(item, timeout=_POLL)
+                return
+            except queue.Full:
+                continue
+
+    def _get(self, q: queue.Queue[Any]) -> Any:
+        while True:
+            if self.stop.is_set():
+                raise _Stopped
+            try:
+                return q.get(timeout=_POLL)
+            except queue.Empty:
+                continue
+
+    def _fail(self, e: BaseException) -> None:
+        with self._error_lock:
+            if self._error is None:
+                self._error = e
+        self.stop.set()
+
+    def _add_busy(self, name: str, seconds: float) -> None:
+        self.stats.busy[name] = self.stats.busy.get(name, 0.0) + seconds
+
+    # -- the three threads --------------------------------------------------------------------
+    def _read(self) -> None:
+        try:
+            it = iter(self.source)
+            while True:
+                t0 = time.perf_counter()
+                frame = next(it, _END)
+                self._add_busy("decode", time.perf_counter() - t0)
+                self._put(self._q_in, frame)
+                if frame is _END:
+                    return
+                self.stats.frames_in += 1
+        except _Stopped:
+            pass
+        except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
+            self._fail(e)
+
+    def _work(self) -> None:
+        names = [type(s).__name__ for s in self.stages]
+        try:
+            while True:
+                item = self._get(self._q_in)
+                if item is _END:
+                    for frame in self._run_stages(None, 0, names):
+                        self._put(self._q_out, frame)
+                    self._put(self._q_out, _END)
+                    return
+                for frame in self._run_stages(item, 0, names):
+                    self._put(self._q_out, frame)
+        except _Stopped:
+            pass
+        except BaseException as e:  # noqa: BLE001
+            self._fail(e)
+
+    def _run_stages(self, frame: Frame | None, start: int, names: list[str]) -> list[Frame]:
+        """Pass ``frame`` (or end of stream, None) through stages[start:]."""
+        frames = [frame] if frame is not None else []
+        for i in range(start, len(self.stages)):
+            stage = self.stages[i]
+            t0 = time.perf_counter()
+            out: list[Frame] = []
+            for f in frames:
+                out.extend(stage.process(f))
+            if frame is None:
+                # End of stream: whatever this stage still holds comes out after
+                # the frames the stages before it just flushed.
+                out.extend(stage.flush())
+            self._add_busy(names[i], time.perf_counter() - t0)
+            frames = out
+        return frames
+
+    def _write(self) -> None:
+        try:
+            while True:
+                item = self._get(self._q_out)
+                if item is _END:
+                    return
+                t0 = time.perf_counter()
+                self.sink.write(item)
+                self._add_busy("encode", time.perf_counter() - t0)
+                self.stats.frames_out += 1
+                if self.progress is not None:
+                    self.progress(self.stats.frames_out)
+        except _Stopped:
+            pass
+        except BaseException as e:  # noqa: BLE001
+            self._fail(e)
+
+    def run(self) -> RunStats:
+        """Run to the end of the stream. Re-raises the first error of any thread;
+        raises :class:`Cancelled` if ``stop`` was set. Every thread has ended when it returns."""
+        t0 = time.perf_counter()
+        threads = [
+            threading.Thread(target=fn, name=f"streamguard-{fn.__name__.strip('_')}", daemon=True)
+            for fn in (self._read, self._work, self._write)
+        ]
+        for t in threads:
+            t.start()
+        try:
+            for t in threads:
+                # Short joins keep the caller's thread able to take KeyboardInterrupt.
+                while t.is_alive():
+                    t.join(timeout=0.1)
+        except BaseException as e:
+            self._fail(e)
+            for t in threads:
+                t.join(timeout=5)
+            raise
+        finally:
+            self.stats.seconds = time.perf_counter() - t0
+        if self._error is not None:
+            raise self._error
+        if self.stop.is_set():
+            raise Cancelled("stopped before the end of the stream")
+        return self.stats

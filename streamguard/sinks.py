@@ -1,0 +1,284 @@
+"""Where protected frames go: a video file (with the input's audio copied), or memory.
+
+Every sink refuses a frame the anonymizer has not marked protected: a bug
+upstream must stop the run, not leak a face.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import av
+import av.error
+
+from .config import EncodeConfig
+from .errors import OutputError
+from .sources import VideoInfo, _why, open_input
+from .types import Frame
+
+__all__ = ["AtomicPath", "VideoFileSink", "MemorySink", "UnprotectedFrameError"]
+
+log = logging.getLogger(__name__)
+
+#: Stream metadata that says nothing about who, where or with what device.
+_SAFE_STREAM_TAGS = ("language", "title")
+
+
+class UnprotectedFrameError(RuntimeError):
+    """A frame reached a sink without passing the anonymizer (a bug; never written)."""
+
+
+def _check(frame: Frame) -> None:
+    if not frame.protected:
+        raise UnprotectedFrameError(f"frame {frame.index} reached the sink unprotected")
+
+
+class AtomicPath:
+    """A temporary file beside ``final`` that becomes ``final`` only on :meth:`commit`."""
+
+    def __init__(self, final: str | os.PathLike[str], *, overwrite: bool = False) -> None:
+        self.final = Path(final)
+        self.overwrite = overwrite
+        if self.final.exists() and not overwrite:
+            raise OutputError(f"{self.final}: already exists (use --overwrite to replace it)")
+        folder = self.final.parent
+        if not folder.is_dir():
+            raise OutputError(f"{self.final}: folder {folder} does not exist")
+        try:
+            # Same folder, so the final rename is atomic; hidden, and ends in the real
+            # suffix so libav picks the right container.
+            fd, tmp = tempfile.mkstemp(
+                prefix=f".{self.final.stem}.", suffix=f".part{self.final.suffix}", dir=folder
+            )
+        except OSError as e:
+            raise OutputError(f"{self.final}: cannot write in {folder}: {e.strerror}") from e
+        os.close(fd)
+        self.tmp = Path(tmp)
+        self.done = False
+
+    def commit(self) -> Path:
+        if self.final.exists() and not self.overwrite:
+            self.abort()
+            raise OutputError(f"{self.final}: appeared while processing; not replaced (use --overwrite)")
+        try:
+            os.replace(self.tmp, self.final)
+        except OSError as e:
+            self.abort()
+            raise OutputError(f"{self.final}: cannot move the result into place: {e.strerror}") from e
+        self.done = True
+        return self.final
+
+    def abort(self) -> None:
+        if not self.done:
+            self.done = True
+            try:
+                self.tmp.unlink()
+            except FileNotFoundError:
+                pass
+
+
+class _Passthrough:
+    """Audio and subtitle packets of the input, read by a second demuxer.
+
+    Reading them apart from the video keeps the frame pipeline free of packets
+    and lets the muxer interleave by time: packets up to the latest encoded
+    video time are written as video goes out.
+    """
+
+    def __init__(self, input_path: Path, output: av.container.OutputContainer, keep_metadata: bool) -> None:
+        self._container = open_input(input_path)
+        self._map: dict[int, av.stream.Stream] = {}
+        for s in self._container.streams:
+            if s.type not in ("audio", "subtitle"):
+                continue
+            try:
+                out = output.add_stream_from_template(s)
+            except (ValueError, av.error.FFmpegError) as e:
+                # e.g. a subtitle codec the output container cannot hold.
+                log.warning("%s: stream %d (%s) not copied: %s", input_path, s.index, s.type, _why(e))
+                continue
+            out.metadata.clear()
+            for key, value in s.metadata.items():
+                if keep_metadata or key in _SAFE_STREAM_TAGS:
+                    out.metadata[key] = value
+            out.disposition = s.disposition
+            self._map[s.index] = out
+        self._packets: Iterator[av.Packet] | None = (
+            self._container.demux([self._container.streams[i] for i in self._map]) if self._map else None
+        )
+        self._pending: av.Packet | None = None
+
+    def mux_until(self, output: av.container.OutputContainer, seconds: float | None) -> None:
+        """Write passthrough packets up to ``seconds`` (all that remain if None)."""
+        while self._packets is not None:
+            pkt = self._pending
+            self._pending = None
+            if pkt is None:
+                try:
+                    pkt = next(self._packets)
+                except StopIteration:
+                    self._packets = None
+                    return
+            if pkt.dts is None:
+                # The demuxer's end-of-stream flush packets hold no data.
+                continue
+            if seconds is not None and pkt.time_base is not None and float(pkt.dts * pkt.time_base) > seconds:
+                self._pending = pkt
+                return
+            pkt.stream = self._map[pkt.stream.index]
+            output.mux(pkt)
+
+    def close(self) -> None:
+        self._container.close()
+
+
+class VideoFileSink:
+    """Encodes protected frames to H.264 and copies every audio stream packet for packet.
+
+    Written to a temporary name in the output folder and renamed on success;
+    :meth:`close` with ``success=False`` removes it.
+    """
+
+    def __init__(
+        self,
+        output: str | os.PathLike[str],
+        info: VideoInfo,
+        config: EncodeConfig | None = None,
+        *,
+        overwrite: bool = False,
+        copy_audio: bool = True,
+    ) -> None:
+        self.config = config or EncodeConfig()
+        self.info = info
+        self._target = AtomicPath(output, overwrite=overwrite)
+        self.path = self._target.final
+        self._closed = False
+        self._result: Path | None = None
+        self.frames = 0
+        try:
+            self._container = av.open(str(self._target.tmp), mode="w")
+            # Video first, then the copied streams in input order, as players expect.
+            self._stream = self._add_video()
+            self._passthrough = (
+                _Passthrough(info.path, self._container, self.config.keep_metadata) if copy_audio else None
+            )
+            if self.config.keep_metadata:
+                with open_input(info.path) as src:
+                    self._container.metadata.update(src.metadata)
+        except av.error.FFmpegError as e:
+            self._target.abort()
+            raise OutputError(f"{self.path}: cannot create output: {_why(e)}") from e
+        except BaseException:
+            self._target.abort()
+            raise
+
+    def _add_video(self) -> av.video.stream.VideoStream:
+        info, cfg = self.info, self.config
+        if self.path.suffix.lower() == ".webm":
+            # WebM holds only VP8/VP9/AV1; realtime VP9 keeps the cost near x264 veryfast.
+            codec = "libvpx-vp9"
+            options = {"crf": str(min(63, cfg.crf + 11)), "b": "0", "deadline": "realtime", "cpu-used": "8"}
+        else:
+            codec = "libx264"
+            options = {"crf": str(cfg.crf), "preset": cfg.preset}
+        s = self._container.add_stream(codec, rate=info.fps)
+        s.width, s.height = info.width, info.height
+        # 4:2:0 needs even sizes; odd ones keep full chroma rather than losing a pixel row.
+        s.pix_fmt = "yuv420p" if info.width % 2 == 0 and info.height % 2 == 0 else "yuv444p"
+        # The input's time base, so every frame keeps its exact timestamp (VFR included).
+        s.time_base = info.time_base
+        s.codec_context.time_base = info.time_base
+        s.codec_context.options = options
+        if cfg.threads:
+            s.codec_context.thread_count = cfg.threads
+        return s
+
+    def write(self, frame: Frame) -> None:
+        _check(frame)
+        try:
+            if self.frames == 0 and frame.rotation:
+                # Keep the display matrix: a portrait phone clip stays portrait.
+                self._stream.set_display_rotation(frame.rotation)
+            vf = av.VideoFrame.from_ndarray(frame.image, format="rgb24")
+            vf.pts = frame.pts
+            vf.time_base = frame.time_base
+            self._mux(self._stream.encode(vf))
+        except av.error.FFmpegError as e:
+            raise OutputError(f"{self.path}: cannot encode frame {frame.index}: {_why(e)}") from e
+        except OSError as e:
+            raise OutputError(f"{self.path}: cannot write: {_why(e)}") from e
+        self.frames += 1
+
+    def _mux(self, packets: list[av.Packet]) -> None:
+        for p in packets:
+            if self._passthrough is not None and p.dts is not None and p.time_base is not None:
+                self._passthrough.mux_until(self._container, float(p.dts * p.time_base))
+            self._container.mux(p)
+
+    def _finish(self) -> None:
+        if self.frames == 0:
+            raise OutputError(f"{self.path}: no frames to write")
+        try:
+            self._mux(self._stream.encode(None))
+            if self._passthrough is not None:
+                self._passthrough.mux_until(self._container, None)
+        except (av.error.FFmpegError, OSError) as e:
+            raise OutputError(f"{self.path}: cannot finish output: {_why(e)}") from e
+
+    def _release(self) -> str | None:
+        """Close both containers; the first failure's reason, if any (e.g. disk full at the trailer)."""
+        reason = None
+        closers = [self._container.close]
+        if self._passthrough is not None:
+            closers.insert(0, self._passthrough.close)
+        for closer in closers:
+            try:
+                closer()
+            except (av.error.FFmpegError, OSError) as e:
+                reason = reason or _why(e)
+        return reason
+
+    def close(self, success: bool = True) -> Path | None:
+        """Finish the file and move it into place (``success``), or throw it away. Idempotent."""
+        if self._closed:
+            return self._result
+        self._closed = True
+        try:
+            if success:
+                self._finish()
+        except BaseException:
+            self._release()
+            self._target.abort()
+            raise
+        reason = self._release()
+        if not success or reason:
+            self._target.abort()
+            if success:
+                raise OutputError(f"{self.path}: cannot finish output: {reason}")
+            return None
+        self._result = self._target.commit()
+        return self._result
+
+    def __enter__(self) -> VideoFileSink:
+        return self
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        self.close(success=exc_type is None)
+
+
+class MemorySink:
+    """Keeps protected frames in a list (tests, benchmarks, the web preview)."""
+
+    def __init__(self) -> None:
+        self.frames: list[Frame] = []
+
+    def write(self, frame: Frame) -> None:
+        _check(frame)
+        self.frames.append(frame)
+
+    def close(self, success: bool = True) -> None:
+        pass

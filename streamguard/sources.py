@@ -1,0 +1,158 @@
+"""Where frames come from: video files (PyAV)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import av.error
+
+from .errors import InputError
+from .types import Frame
+
+__all__ = ["VideoInfo", "VideoFileSource", "probe_video", "open_input"]
+
+log = logging.getLogger(__name__)
+
+#: Refuse frames larger than this before decoding one (8K is 33 Mpx).
+MAX_PIXELS = 8192 * 8192
+
+
+@dataclass(frozen=True, slots=True)
+class VideoInfo:
+    path: Path
+    width: int
+    height: int
+    fps: Fraction
+    time_base: Fraction
+    frames: int | None  # estimate: containers do not always say
+    duration: float | None
+    codec: str
+    audio_streams: int
+
+
+def _why(e: BaseException) -> str:
+    if isinstance(e, av.error.FFmpegError):
+        text = e.strerror or str(e)
+    elif isinstance(e, OSError) and e.strerror:
+        text = e.strerror
+    else:
+        text = str(e) or type(e).__name__
+    return text[0].lower() + text[1:] if text else "unknown error"
+
+
+def open_input(path: str | os.PathLike[str]) -> av.container.InputContainer:
+    """Open a media file for reading, with a one-line :class:`InputError` for every way it can fail."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p}: no such file")
+    if p.is_dir():
+        raise InputError(f"{p}: is a directory, not a media file")
+    if p.stat().st_size == 0:
+        raise InputError(f"{p}: file is empty")
+    try:
+        return av.open(str(p), mode="r")
+    except (av.error.FFmpegError, OSError, UnicodeDecodeError) as e:
+        raise InputError(f"{p}: cannot open as media: {_why(e)}") from e
+
+
+def _video_stream(container: av.container.InputContainer, path: Path) -> av.video.stream.VideoStream:
+    for s in container.streams.video:
+        # Cover art is a video stream holding one picture; it is not the video.
+        if s.disposition & av.stream.Disposition.attached_pic:
+            continue
+        return s
+    raise InputError(f"{path}: no video stream")
+
+
+def _info(
+    container: av.container.InputContainer, stream: av.video.stream.VideoStream, path: Path
+) -> VideoInfo:
+    cc = stream.codec_context
+    if not cc.width or not cc.height:
+        raise InputError(f"{path}: video stream has no picture size")
+    if cc.width * cc.height > MAX_PIXELS:
+        raise InputError(f"{path}: video is {cc.width}x{cc.height}, larger than streamguard supports")
+    fps = stream.average_rate or stream.guessed_rate or stream.base_rate or Fraction(30)
+    duration = None
+    if stream.duration is not None and stream.time_base:
+        duration = float(stream.duration * stream.time_base)
+    elif container.duration:
+        duration = container.duration / av.time_base
+    frames = stream.frames or (round(duration * fps) if duration else None)
+    return VideoInfo(
+        path=path,
+        width=cc.width,
+        height=cc.height,
+        fps=Fraction(fps),
+        time_base=Fraction(stream.time_base) if stream.time_base else Fraction(1, 90000),
+        frames=frames or None,
+        duration=duration,
+        codec=cc.name,
+        audio_streams=len(container.streams.audio),
+    )
+
+
+def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
+    """Facts about a video file without decoding it."""
+    p = Path(path)
+    with open_input(p) as c:
+        return _info(c, _video_stream(c, p), p)
+
+
+class VideoFileSource:
+    """Decodes a video file to RGB frames, in presentation order, with their timestamps."""
+
+    def __init__(self, path: str | os.PathLike[str], *, threads: int = 0) -> None:
+        self.path = Path(path)
+        self._container = open_input(self.path)
+        try:
+            self._stream = _video_stream(self._container, self.path)
+            self.info = _info(self._container, self._stream, self.path)
+            # Frame threads decode in parallel with our Python work (GIL released in libav).
+            self._stream.thread_type = "AUTO"
+            if threads:
+                self._stream.codec_context.thread_count = threads
+        except BaseException:
+            self._container.close()
+            raise
+
+    def __iter__(self) -> Iterator[Frame]:
+        tb = self.info.time_base
+        step = max(1, round(1 / (self.info.fps * tb))) if self.info.fps else 1
+        last_pts: int | None = None
+        index = 0
+        try:
+            for vf in self._container.decode(self._stream):
+                pts = vf.pts
+                if pts is None:
+                    # Raw streams (e.g. .h264) carry no timestamps: count frames at the nominal rate.
+                    pts = 0 if last_pts is None else last_pts + step
+                last_pts = pts
+                yield Frame(
+                    image=vf.to_ndarray(format="rgb24"),
+                    index=index,
+                    pts=pts,
+                    time_base=tb,
+                    rotation=int(vf.rotation) % 360 if vf.rotation else 0,
+                )
+                index += 1
+        except (av.error.FFmpegError, OSError) as e:
+            where = f" after frame {index}" if index else ""
+            raise InputError(f"{self.path}: cannot decode video{where}: {_why(e)}") from e
+        if index == 0:
+            raise InputError(f"{self.path}: video stream has no frames")
+
+    def close(self) -> None:
+        self._container.close()
+
+    def __enter__(self) -> VideoFileSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

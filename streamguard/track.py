@@ -1,0 +1,426 @@
+"""Temporal safety: keep faces covered between, around and before their detections.
+
+:class:`Tracker` follows faces with one Kalman filter each and coasts them through missed
+detections; :class:`TrackStage` turns a frame's detections into covered regions, ends tracks
+at scene cuts and, with a look-ahead window, backfills the frames before a face's first
+detection. Regions are face boxes: the anonymizer adds the head margin.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Literal
+
+import cv2
+import numpy as np
+from filterpy.kalman import KalmanFilter
+from scipy.optimize import linear_sum_assignment
+
+from .config import TrackConfig
+from .types import Box, Detection, Frame, Region, Stage
+
+__all__ = ["CUT_THRESHOLD", "SceneCutDetector", "Track", "TrackState", "Tracker", "TrackStage"]
+
+log = logging.getLogger(__name__)
+
+TrackState = Literal["tentative", "confirmed", "coasting"]
+
+#: Bhattacharyya distance between consecutive frames' histograms above which a hard cut is declared.
+#: Measured on 17 scikit-image sample photos: 3,363 within-shot frame pairs (pans up to 3%/frame,
+#: zoom, gain steps of +-7%/frame, sensor noise, a large object crossing) peaked at 0.31; of 342
+#: cuts between different photos 95% scored above 0.40 (the rest: two similar textures, a stereo
+#: pair). Set high on purpose: a false cut drops coasting tracks (a leak risk), a missed cut only
+#: carries a blur into the next shot for ``hold`` seconds.
+CUT_THRESHOLD = 0.40
+
+_CONFIRM_HITS = 3  # matches before a track counts as confirmed
+_K_SIGMA = 2.0  # coasting boxes grow by this many standard deviations of position
+_MEAS_STD = 0.05  # detector jitter, as a fraction of the box size
+_ACCEL_STD = 4.0  # box sizes/s^2: how hard a head may change course while unseen
+_SIZE_ACCEL_STD = 0.5  # box sizes/s^2 for the box size (approach/retreat)
+_VEL0_STD = 10.0  # box sizes/s at birth: wide, so that two detections already give a velocity
+_SIZE_VEL0_STD = 1.0
+_GATE = 1.0  # non-overlapping pairs match only within this many box sizes (plus uncertainty)
+_SHRINK = 0.9  # a matched covered box keeps at least this fraction of last frame's size
+_EPS = 1e-6  # seconds: float slack for hold/lookahead comparisons
+_REFINE_HITS = 3  # backfill along the velocity after each of a young track's first matches
+
+
+def _union(a: Box, b: Box) -> Box:
+    return Box(min(a.x1, b.x1), min(a.y1, b.y1), max(a.x2, b.x2), max(a.y2, b.y2))
+
+
+@dataclass(frozen=True, slots=True)
+class Track:
+    """Snapshot of one track after an update. ``box`` is the face box to cover on this frame."""
+
+    id: int
+    box: Box
+    state: TrackState
+    hits: int
+    #: Seconds since the last matched detection (0 on the frame it was matched).
+    time_since_update: float
+    score: float = 1.0
+    #: Matched to a detection on this frame (otherwise the box is predicted).
+    matched: bool = False
+    #: Velocity of the box centre in pixels per second.
+    velocity: tuple[float, float] = (0.0, 0.0)
+
+
+class _Filter:
+    """Mutable per-track state: a constant-velocity Kalman filter on (cx, cy, w, h) and bookkeeping."""
+
+    def __init__(self, track_id: int, det: Detection, time: float) -> None:
+        cx, cy = det.box.center
+        w, h = max(det.box.width, 1.0), max(det.box.height, 1.0)
+        kf = KalmanFilter(dim_x=8, dim_z=4)
+        kf.H = np.hstack([np.eye(4), np.zeros((4, 4))])
+        kf.x = np.array([[cx], [cy], [w], [h], [0.0], [0.0], [0.0], [0.0]])
+        m, v, sv = _MEAS_STD, _VEL0_STD, _SIZE_VEL0_STD
+        kf.P = np.diag(np.square([m * w, m * h, m * w, m * h, v * w, v * h, sv * w, sv * h]))
+        self.kf = kf
+        self.id = track_id
+        self.hits = 1
+        self.misses = 0  # detector runs without a match since the last hit
+        self.last_hit = time
+        self.det_box = det.box
+        self.score = det.score
+        self.matched = True
+        self.box = det.box
+
+    def predict(self, dt: float) -> None:
+        if dt <= 0:
+            return
+        f = np.eye(8)
+        f[range(4), range(4, 8)] = dt
+        q = np.zeros((8, 8))
+        w, h = self.kf.x[2, 0], self.kf.x[3, 0]
+        for i, (size, accel) in enumerate(((w, _ACCEL_STD), (h, _ACCEL_STD),
+                                           (w, _SIZE_ACCEL_STD), (h, _SIZE_ACCEL_STD))):
+            # Continuous white-noise acceleration, scaled with the box: big faces move more pixels.
+            s2 = (accel * size) ** 2
+            q[i, i] = s2 * dt**3 / 3
+            q[i, i + 4] = q[i + 4, i] = s2 * dt**2 / 2
+            q[i + 4, i + 4] = s2 * dt
+        self.kf.predict(F=f, Q=q)
+        self.kf.x[2:4, 0] = np.maximum(self.kf.x[2:4, 0], 1.0)
+        self.matched = False
+
+    def update(self, det: Detection, time: float) -> None:
+        w, h = max(det.box.width, 1.0), max(det.box.height, 1.0)
+        cx, cy = det.box.center
+        r = np.diag(np.square([_MEAS_STD * w, _MEAS_STD * h, _MEAS_STD * w, _MEAS_STD * h]))
+        self.kf.update(np.array([[cx], [cy], [w], [h]]), R=r)
+        self.kf.x[2:4, 0] = np.maximum(self.kf.x[2:4, 0], 1.0)
+        self.hits += 1
+        self.misses = 0
+        self.last_hit = time
+        self.det_box = det.box
+        self.score = det.score
+        self.matched = True
+
+    def predicted_box(self) -> Box:
+        cx, cy, w, h = self.kf.x[:4, 0]
+        return Box.from_center(cx, cy, w, h)
+
+    def position_std(self) -> tuple[float, float, float, float]:
+        d = np.sqrt(np.maximum(np.diag(self.kf.P)[:4], 0.0))
+        return float(d[0]), float(d[1]), float(d[2]), float(d[3])
+
+    def cover(self) -> Box:
+        """The box to cover this frame; remembers it so the next one does not shrink abruptly."""
+        cx, cy, w, h = (float(v) for v in self.kf.x[:4, 0])
+        if self.matched:
+            # Smoothed size, at most 10% smaller than last frame, and never less than the detection.
+            w, h = max(w, _SHRINK * self.box.width), max(h, _SHRINK * self.box.height)
+            box = _union(Box.from_center(cx, cy, w, h), self.det_box)
+        else:
+            # Grow with the filter's uncertainty and keep the last seen box: a head that stopped,
+            # turned or kept going all stay inside.
+            sx, sy, sw, sh = self.position_std()
+            hw, hh = w / 2 + _K_SIGMA * (sx + sw / 2), h / 2 + _K_SIGMA * (sy + sh / 2)
+            box = _union(Box(cx - hw, cy - hh, cx + hw, cy + hh), self.det_box)
+        self.box = box
+        return box
+
+    def snapshot(self, time: float) -> Track:
+        if self.misses:
+            state: TrackState = "coasting"
+        else:
+            state = "confirmed" if self.hits >= _CONFIRM_HITS else "tentative"
+        vx, vy = float(self.kf.x[4, 0]), float(self.kf.x[5, 0])
+        return Track(self.id, self.box, state, self.hits, max(0.0, time - self.last_hit),
+                     self.score, self.matched, (vx, vy))
+
+
+class Tracker:
+    """Multi-face tracker: Kalman prediction, IoU + centre-distance assignment, time-based hold.
+
+    One detection starts a track (and so a covered region: no initialization delay). A track is
+    deleted ``hold`` seconds after its last match; ``hold=0`` keeps a track only on frames where
+    it was detected.
+    """
+
+    def __init__(self, hold: float = 0.5) -> None:
+        if not (isinstance(hold, (int, float)) and math.isfinite(hold) and hold >= 0):
+            raise ValueError(f"hold must be a finite number of seconds >= 0, got {hold!r}")
+        self.hold = float(hold)
+        self._tracks: list[_Filter] = []
+        self._next_id = 1
+        self._time: float | None = None
+
+    def __len__(self) -> int:
+        return len(self._tracks)
+
+    def reset(self) -> None:
+        """End every track (a scene cut). Ids keep counting so they stay unique in a run."""
+        self._tracks.clear()
+
+    def update(self, detections: Sequence[Detection] | None, time: float) -> list[Track]:
+        """Advance to ``time`` (seconds) and match ``detections``; ``None`` means the detector
+        did not run on this frame: tracks are only predicted and no miss is counted."""
+        if not math.isfinite(time):
+            raise ValueError(f"time must be finite, got {time!r}")
+        if self._time is not None and time < self._time:
+            # Non-monotonic timestamps: hold time still rather than rewinding the filters.
+            log.warning("frame time went backwards (%.3f s after %.3f s); holding tracks", time, self._time)
+            time = self._time
+        dt = 0.0 if self._time is None else time - self._time
+        self._time = time
+        for trk in self._tracks:
+            trk.predict(dt)
+        if detections is not None:
+            dets = [d for d in detections if not d.box.is_empty()]
+            pairs = self._match(dets)
+            matched_t = {t for t, _ in pairs}
+            matched_d = {d for _, d in pairs}
+            for ti, di in pairs:
+                self._tracks[ti].update(dets[di], time)
+            for ti, trk in enumerate(self._tracks):
+                if ti not in matched_t:
+                    trk.misses += 1
+            for di, det in enumerate(dets):
+                if di not in matched_d:
+                    self._tracks.append(_Filter(self._next_id, det, time))
+                    self._next_id += 1
+        self._tracks = [t for t in self._tracks if time - t.last_hit <= self.hold + _EPS]
+        for trk in self._tracks:
+            trk.cover()
+        return [trk.snapshot(time) for trk in self._tracks]
+
+    def _match(self, dets: list[Detection]) -> list[tuple[int, int]]:
+        if not self._tracks or not dets:
+            return []
+        big = 1e6
+        cost = np.full((len(self._tracks), len(dets)), big)
+        for i, trk in enumerate(self._tracks):
+            pred = trk.predicted_box()
+            pcx, pcy = pred.center
+            sx, sy, _, _ = trk.position_std()
+            # The gate widens with the filter's uncertainty so a coasting face is found again.
+            norm = max((pred.width + pred.height) / 2 + _K_SIGMA * math.hypot(sx, sy), 1.0)
+            for j, det in enumerate(dets):
+                iou = pred.iou(det.box)
+                dcx, dcy = det.box.center
+                dist = math.hypot(dcx - pcx, dcy - pcy) / norm
+                if iou <= 0.0 and dist > _GATE:
+                    continue
+                cost[i, j] = (1.0 - iou) + dist
+        rows, cols = linear_sum_assignment(cost)
+        return [(int(r), int(c)) for r, c in zip(rows, cols) if cost[r, c] < big]
+
+
+class SceneCutDetector:
+    """Hard-cut detector: Bhattacharyya distance between consecutive frames' HSV histograms.
+
+    Works on every ``step``-th pixel (about ``sample_width`` columns), so a 1080p frame costs
+    about 0.1 ms. Coloured pixels vote into 16 hue x 4 value bins, grey ones (where hue is
+    noise) into 8 value bins; votes are split between neighbouring bins so that an exposure
+    change does not flip a whole sky from one bin to the next.
+    """
+
+    _HUE, _VAL, _GREY, _MIN_SAT = 16, 4, 8, 40
+
+    def __init__(self, threshold: float = CUT_THRESHOLD, sample_width: int = 64) -> None:
+        if not 0.0 < threshold <= 1.0:
+            raise ValueError(f"cut threshold must be in (0, 1], got {threshold!r}")
+        if sample_width < 8:
+            raise ValueError(f"sample_width must be >= 8, got {sample_width!r}")
+        self.threshold = threshold
+        self.sample_width = sample_width
+        self._prev: np.ndarray | None = None
+
+    def reset(self) -> None:
+        self._prev = None
+
+    def histogram(self, image: np.ndarray) -> np.ndarray:
+        step = max(1, image.shape[1] // self.sample_width)
+        small = np.ascontiguousarray(image[::step, ::step, :3])
+        hsv = cv2.cvtColor(small, cv2.COLOR_RGB2HSV).reshape(-1, 3).astype(np.float32)
+        colour = (hsv[:, 1] >= self._MIN_SAT).astype(np.float32)
+        nh, nv, ng = self._HUE, self._VAL, self._GREY
+        n = nh * nv + ng
+        hist = np.zeros(n)
+        for hi, hw in _soft(hsv[:, 0] / 180.0, nh, circular=True):
+            for vi, vw in _soft(hsv[:, 2] / 256.0, nv):
+                hist += np.bincount(hi * nv + vi, colour * hw * vw, n)
+        for gi, gw in _soft(hsv[:, 2] / 256.0, ng):
+            hist += np.bincount(nh * nv + gi, (1.0 - colour) * gw, n)
+        return (hist / max(hist.sum(), 1e-9)).astype(np.float32)
+
+    def distance(self, image: np.ndarray) -> float | None:
+        """Distance to the previous frame given (None for the first); this frame becomes the reference."""
+        hist = self.histogram(image)
+        prev, self._prev = self._prev, hist
+        if prev is None:
+            return None
+        return float(cv2.compareHist(prev, hist, cv2.HISTCMP_BHATTACHARYYA))
+
+    def __call__(self, image: np.ndarray) -> bool:
+        d = self.distance(image)
+        return d is not None and d > self.threshold
+
+
+def _soft(x: np.ndarray, n: int, circular: bool = False) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Linear split of values in [0, 1) between their two nearest of ``n`` bin centres."""
+    p = x * n - 0.5
+    lo = np.floor(p)
+    w_hi = p - lo
+    i0, i1 = lo.astype(np.int64), lo.astype(np.int64) + 1
+    if circular:
+        i0, i1 = i0 % n, i1 % n
+    else:
+        i0, i1 = np.clip(i0, 0, n - 1), np.clip(i1, 0, n - 1)
+    return [(i0, 1.0 - w_hi), (i1, w_hi)]
+
+
+@dataclass(slots=True)
+class _Held:
+    frame: Frame
+    time: float
+    shot: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Birth:
+    time: float
+    box: Box
+    score: float
+    shot: int
+
+
+class TrackStage(Stage):
+    """Tracking stage: sets ``frame.regions`` from detections, tracks, scene cuts and backfill.
+
+    With ``lookahead > 0`` frames are held back up to ``lookahead`` seconds so that a new face is
+    also covered in the frames before its first detection. The window holds at most
+    ``ceil(lookahead * fps) + 1`` frames, each a full H x W x 3 image: at 1080p30 with 0.5 s that is
+    16 x 6.2 MB = 99.5 MB. ``lookahead = 0`` hands every frame on at once (live mode).
+    """
+
+    def __init__(self, config: TrackConfig | None = None, fps: float = 30.0, *,
+                 cut_threshold: float | None = CUT_THRESHOLD) -> None:
+        config = TrackConfig() if config is None else config
+        if not isinstance(config, TrackConfig):
+            raise ValueError(f"config must be a TrackConfig, got {config!r}")
+        if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not (0 < fps < math.inf):
+            raise ValueError(f"fps must be a positive number, got {fps!r}")
+        self.config = config
+        self.fps = float(fps)
+        self._tracker = Tracker(config.hold)
+        self._cuts = SceneCutDetector(cut_threshold) if cut_threshold is not None else None
+        self._window: deque[_Held] = deque()
+        self._max_held = math.ceil(config.lookahead * self.fps) + 1 if config.lookahead > 0 else 0
+        self._births: dict[int, _Birth] = {}
+        self._shot = 0
+        if config.hold < (config.detect_every - 1) / self.fps:
+            log.warning("hold %.3f s is shorter than the detector cadence (every %d frames at %g fps): "
+                        "faces are exposed between detections", config.hold, config.detect_every, self.fps)
+
+    @property
+    def held_frames(self) -> int:
+        """Frames currently held in the look-ahead window."""
+        return len(self._window)
+
+    @property
+    def max_held_frames(self) -> int:
+        """Upper bound on :attr:`held_frames` (0 in live mode)."""
+        return self._max_held
+
+    def window_bytes(self, width: int, height: int) -> int:
+        """Worst-case memory of the window's images for frames of ``width`` x ``height`` RGB."""
+        return self._max_held * width * height * 3
+
+    def process(self, frame: Frame) -> list[Frame]:
+        t = frame.time if frame.time is not None else frame.index / self.fps
+        out: list[Frame] = []
+        # A damaged frame's content is not the scene: neither a cut nor a new reference.
+        if self._cuts is not None and not frame.damaged and self._cuts(frame.image):
+            log.debug("scene cut at frame %d (%.3f s): ending %d tracks", frame.index, t, len(self._tracker))
+            self._tracker.reset()
+            self._births.clear()
+            self._shot += 1
+            # Backfill never crosses a cut, so the old shot's frames can go now.
+            out.extend(h.frame for h in self._window)
+            self._window.clear()
+        detections = frame.detections if frame.detected else None
+        tracks = self._tracker.update(detections, t)
+        bounds = Box(0, 0, frame.width, frame.height)
+        new = tuple(
+            Region(trk.box, "detection" if trk.matched else "prediction", trk.id, trk.score)
+            for trk in tracks if trk.box.intersection(bounds) > 0
+        )
+        frame.regions = frame.regions + new  # keep regions other stages added
+        if not self._max_held:
+            return [*out, frame]
+        self._backfill(tracks, t)
+        self._window.append(_Held(frame, t, self._shot))
+        while self._window and (len(self._window) > self._max_held
+                                or self._window[0].time < t - self.config.lookahead - _EPS):
+            out.append(self._window.popleft().frame)
+        return out
+
+    def flush(self) -> list[Frame]:
+        out = [h.frame for h in self._window]
+        self._window.clear()
+        return out
+
+    def _backfill(self, tracks: list[Track], t: float) -> None:
+        young = {trk.id for trk in tracks if trk.hits <= _REFINE_HITS}
+        for trk in tracks:
+            if not trk.matched:
+                continue
+            if trk.hits == 1:
+                birth = self._births[trk.id] = _Birth(t, trk.box, trk.score, self._shot)
+                # No velocity yet: the birth box, a little larger the further back in time.
+                self._fill(trk.id, birth, lambda dt, b=birth.box: b.grown(0.1 + 0.5 * dt))
+            elif trk.hits <= _REFINE_HITS and trk.id in self._births:
+                birth = self._births[trk.id]
+                vx, vy = trk.velocity
+                # Back along the path; the union with earlier estimates keeps the first guesses.
+                self._fill(trk.id, birth,
+                           lambda dt, b=birth.box, vx=vx, vy=vy: b.shifted(-vx * dt, -vy * dt).grown(0.1 + dt))
+        for tid in [i for i in self._births if i not in young]:
+            del self._births[tid]
+
+    def _fill(self, track_id: int, birth: _Birth, box_at: Callable[[float], Box]) -> None:
+        for held in reversed(self._window):
+            if held.time >= birth.time:
+                continue
+            if held.shot != birth.shot:
+                break
+            box = box_at(birth.time - held.time)
+            if box.intersection(Box(0, 0, held.frame.width, held.frame.height)) <= 0:
+                break  # the extrapolated face has left the frame: it was not visible earlier
+            regions = list(held.frame.regions)
+            for i, r in enumerate(regions):
+                if r.source == "backfill" and r.track_id == track_id:
+                    regions[i] = replace(r, box=_union(r.box, box))
+                    break
+            else:
+                regions.append(Region(box, "backfill", track_id, birth.score))
+            held.frame.regions = tuple(regions)

@@ -1,0 +1,75 @@
+"""The anonymizer on its own: strength relative to face size, pixels written back, modes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from streamguard.anonymize import Anonymizer, head_box
+from streamguard.config import AnonymizeConfig
+from streamguard.synth import background, load_faces, paste_face
+from streamguard.types import Box, Frame, Region
+
+from .pixels import assert_destroyed, face_similarity, outside_mask
+
+
+def _frame(face_height: float) -> tuple[Frame, Box, np.ndarray]:
+    size = int(face_height * 3)
+    image = background(size, size, seed=1)
+    box = paste_face(image, load_faces()[0], Box.from_center(size / 2, size / 2, face_height, face_height))
+    original = image.copy()
+    return Frame(image=image, index=0, regions=(Region(box=box),)), box, original
+
+
+@pytest.mark.parametrize("mode", ["blur", "pixelate", "solid"])
+@pytest.mark.parametrize("face_height", [16, 40, 120, 300, 600])
+def test_face_destroyed_at_every_size(mode, face_height):
+    frame, box, original = _frame(face_height)
+    out = Anonymizer(AnonymizeConfig(mode=mode))(frame)
+    assert out.protected
+    # The pixels in the frame itself changed: drawing without storing must fail here.
+    assert_destroyed(original, frame.image, box, f"{mode} at {face_height}px")
+    keep = outside_mask(original.shape[:2], [box])
+    assert (frame.image[keep] == original[keep]).all(), "pixels far from the face must not change"
+
+
+def test_untouched_face_is_recognised_by_the_measure():
+    # The measure itself must be able to fail: an untouched face scores high.
+    frame, box, original = _frame(120)
+    energy, corr = face_similarity(original, frame.image, box)
+    assert energy > 0.9 and corr > 0.9
+
+
+def test_head_box_covers_face_box_and_more():
+    face = Box(100, 100, 200, 200)
+    head = head_box(face, 0.5)
+    assert head.width == pytest.approx(150) and head.height == pytest.approx(180)
+    assert head.y1 < face.y1 - 30, "hair and forehead above the face box are covered"
+    # The face box corners lie inside the inscribed ellipse.
+    cx, cy = head.center
+    for x, y in ((face.x1, face.y1), (face.x2, face.y1), (face.x1, face.y2), (face.x2, face.y2)):
+        assert ((x - cx) / (head.width / 2)) ** 2 + ((y - cy) / (head.height / 2)) ** 2 <= 1.0
+
+
+def test_region_at_frame_edge_is_clipped():
+    frame, _, _ = _frame(100)
+    frame.regions = (Region(box=Box(-60, -60, 40, 40)), Region(box=Box(280, 280, 400, 400)))
+    Anonymizer()(frame)
+    assert frame.protected
+
+
+def test_damaged_frame_is_curtained():
+    frame, box, original = _frame(100)
+    frame.regions = ()
+    frame.damaged = True
+    Anonymizer()(frame)
+    assert_destroyed(original, frame.image, box)
+    assert_destroyed(original, frame.image, Box(0, 0, 100, 100))
+
+
+def test_outlines_drawn_when_asked():
+    frame, _, original = _frame(100)
+    Anonymizer(AnonymizeConfig(boxes=True))(frame)
+    plain, _, _ = _frame(100)
+    Anonymizer()(plain)
+    assert (frame.image != plain.image).any()

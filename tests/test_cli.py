@@ -1,0 +1,146 @@
+"""The command line: bad input gets one line naming the file, a distinct exit code, nothing left behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from streamguard.cli import main
+
+from .conftest import file_hash
+
+
+def run_main(capsys, *argv: str) -> tuple[int, str]:
+    code = main(list(argv))
+    err = capsys.readouterr().err
+    return code, err
+
+
+def _assert_one_line_error(err: str, path: Path) -> None:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, f"expected one line, got: {err!r}"
+    assert lines[0].startswith("streamguard: error: ") and str(path) in lines[0], lines[0]
+    assert "Traceback" not in err
+
+
+def _make_truncated(src: Path, dst: Path) -> None:
+    data = src.read_bytes()
+    dst.write_bytes(data[: len(data) // 3])
+
+
+@pytest.mark.parametrize(
+    "name, make, expected",
+    [
+        ("missing.mp4", None, "no such file"),
+        ("adir.mp4", "dir", "is a directory"),
+        ("empty.mp4", b"", "file is empty"),
+        ("text.mp4", b"this is not a video, just some text\n" * 20, "cannot open"),
+        ("random.mp4", os.urandom(4096), "cannot open"),
+        ("photo.jpg", b"not a jpeg at all", "not a readable image"),
+        ("truncated.mp4", "truncated", ""),
+    ],
+)
+def test_bad_input(capsys, workdir, face_clip, name, make, expected):
+    path = workdir / name
+    if make == "dir":
+        path.mkdir()
+    elif make == "truncated":
+        _make_truncated(face_clip[0], path)
+    elif make is not None:
+        path.write_bytes(make)
+    before = file_hash(path) if path.is_file() else None
+    code, err = run_main(capsys, str(path))
+    assert code == 3, err
+    _assert_one_line_error(err, path)
+    assert expected in err
+    if before is not None:
+        assert file_hash(path) == before
+    leftovers = [p.name for p in workdir.iterdir() if p.name != name]
+    assert leftovers == [], f"output left behind: {leftovers}"
+
+
+def test_existing_output_refused_without_overwrite(capsys, workdir, face_clip):
+    out = workdir / "out.mp4"
+    out.write_bytes(b"keep me")
+    code, err = run_main(capsys, str(face_clip[0]), "-o", str(out))
+    assert code == 4
+    _assert_one_line_error(err, out)
+    assert "already exists" in err and out.read_bytes() == b"keep me"
+
+
+def test_output_folder_missing(capsys, workdir, face_clip):
+    out = workdir / "nope" / "out.mp4"
+    code, err = run_main(capsys, str(face_clip[0]), "-o", str(out))
+    assert code == 4
+    _assert_one_line_error(err, out)
+
+
+def test_video_default_output_name(capsys, copy_of, face_clip):
+    src = copy_of(face_clip[0], "clip.mp4")
+    code, err = run_main(capsys, str(src), "--quiet")
+    assert code == 0, err
+    assert err == ""
+    assert (src.parent / "clip.anonymized.mp4").exists()
+
+
+def test_bad_option_values_are_usage_errors(capsys, face_clip):
+    for args in (["--threshold", "1.5"], ["--strength", "0"], ["--mode", "smear"], ["--crf", "99"]):
+        with pytest.raises(SystemExit) as e:
+            main([str(face_clip[0]), *args])
+        assert e.value.code == 2
+        assert "Traceback" not in capsys.readouterr().err
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0
+    assert "streamguard" in capsys.readouterr().out
+
+
+def _long_clip(workdir: Path) -> Path:
+    from streamguard import synth
+
+    scene = synth.Scene(
+        width=640,
+        height=360,
+        fps=30,
+        duration=20,
+        seed=5,
+        faces=(synth.FaceTrack(0, 0, 20, ((0, 200, 180, 140), (20, 440, 180, 140))),),
+    )
+    path = workdir / "long.mp4"
+    synth.write_clip(path, scene, crf=35)
+    return path
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_mid_run_cleans_up(workdir, sig, code):
+    src = _long_clip(workdir)
+    out = workdir / "out.mp4"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamguard", str(src), "-o", str(out)],
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=workdir,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+    )
+    # Wait until encoding has begun (the temporary file exists), then interrupt.
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not any(p.name.startswith(".out.") for p in workdir.iterdir()):
+        time.sleep(0.05)
+    time.sleep(0.5)
+    assert proc.poll() is None, "run ended before it could be interrupted"
+    sent = time.monotonic()
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=30)
+    assert time.monotonic() - sent < 5
+    assert proc.returncode == code, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert sorted(p.name for p in workdir.iterdir()) == ["long.mp4"]

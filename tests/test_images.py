@@ -1,0 +1,93 @@
+"""Photos: faces destroyed, EXIF orientation applied, nothing identifying written."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from streamguard import anonymize_image
+from streamguard.synth import background, load_faces, paste_face
+from streamguard.types import Box
+
+from .conftest import file_hash
+from .pixels import assert_destroyed, outside_mask
+
+EXIF_ORIENTATION = 0x0112
+GPS_IFD = 0x8825
+
+
+def _photo() -> tuple[np.ndarray, list[Box]]:
+    image = background(900, 600, seed=21)
+    faces = load_faces()
+    boxes = [
+        paste_face(image, faces[0], Box.from_xywh(120, 140, 230, 230)),
+        paste_face(image, faces[-1], Box.from_xywh(560, 200, 170, 170)),
+    ]
+    return image, boxes
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png", ".webp"])
+def test_image_faces_destroyed(workdir, detector, suffix):
+    image, boxes = _photo()
+    src = workdir / f"photo{suffix}"
+    Image.fromarray(image).save(src, quality=95) if suffix != ".png" else Image.fromarray(image).save(src)
+    original = np.asarray(Image.open(src).convert("RGB"))
+    before = file_hash(src)
+    result = anonymize_image(src, detector=detector)
+    assert result.output == workdir / f"photo.anonymized{suffix}"
+    assert file_hash(src) == before
+    out = np.asarray(Image.open(result.output).convert("RGB"))
+    assert out.shape == original.shape
+    for box in boxes:
+        assert_destroyed(original, out, box, suffix)
+    keep = outside_mask(original.shape[:2], boxes)
+    assert np.abs(original.astype(int) - out.astype(int))[keep].mean() < 3.0
+
+
+def test_exif_orientation_applied_and_metadata_stripped(workdir, detector):
+    upright, boxes = _photo()
+    # Orientation 6: the viewer turns the stored pixels 90 degrees clockwise, so store
+    # the picture turned counter-clockwise.
+    stored = Image.fromarray(np.ascontiguousarray(np.rot90(upright)))
+    exif = Image.Exif()
+    exif[EXIF_ORIENTATION] = 6
+    exif.get_ifd(GPS_IFD).update({1: "N", 2: (48.0, 51.0, 29.0), 3: "E", 4: (2.0, 17.0, 40.0)})
+    exif[0x010F] = "CameraMaker"  # Make
+    src = workdir / "phone.jpg"
+    stored.save(src, quality=95, exif=exif)
+    assert Image.open(src).getexif().get_ifd(GPS_IFD), "fixture must carry GPS"
+
+    result = anonymize_image(src, workdir / "out.jpg", detector=detector)
+    out_im = Image.open(result.output)
+    # Written upright, so no orientation tag is needed; and no EXIF at all (GPS, maker, thumbnail).
+    assert out_im.size == (900, 600)
+    assert len(out_im.getexif()) == 0
+    assert "exif" not in out_im.info
+    out = np.asarray(out_im.convert("RGB"))
+    original = np.asarray(Image.open(src).transpose(Image.Transpose.ROTATE_270).convert("RGB"))
+    for box in boxes:
+        assert_destroyed(original, out, box, "in the EXIF-rotated photo")
+
+
+def test_png_alpha_kept(workdir, detector):
+    image, boxes = _photo()
+    alpha = np.full(image.shape[:2], 255, np.uint8)
+    alpha[:50, :50] = 0
+    src = workdir / "alpha.png"
+    Image.fromarray(np.dstack([image, alpha]), "RGBA").save(src)
+    result = anonymize_image(src, detector=detector)
+    out = np.asarray(Image.open(result.output))
+    assert out.shape[2] == 4 and (out[..., 3] == alpha).all()
+    assert_destroyed(image, out[..., :3], boxes[0])
+
+
+def test_icc_profile_kept(workdir, detector):
+    from PIL import ImageCms
+
+    image, _ = _photo()
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    src = workdir / "icc.jpg"
+    Image.fromarray(image).save(src, icc_profile=profile)
+    result = anonymize_image(src, detector=detector)
+    assert Image.open(result.output).info.get("icc_profile") == profile

@@ -1,0 +1,147 @@
+"""End to end on real files: faces destroyed, everything else kept."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from streamguard import Config, EncodeConfig, TrackConfig, anonymize_video
+from streamguard.types import Box
+
+from .conftest import file_hash
+from .pixels import assert_destroyed, audio_packets, decode_rgb, outside_mask, video_pts
+
+
+def test_faces_destroyed_and_rest_unchanged(face_clip, workdir, detector):
+    src, gt = face_clip
+    out = workdir / "out.mp4"
+    before = file_hash(src)
+    result = anonymize_video(src, out, detector=detector)
+    assert result.output == out and out.exists()
+    assert file_hash(src) == before, "input must never be touched"
+    original, anonymized = decode_rgb(src), decode_rgb(out)
+    assert len(anonymized) == len(original) == len(gt.frames)
+    for i, (a, b, f) in enumerate(zip(original, anonymized, gt.frames, strict=True)):
+        assert f.boxes, "every frame of this clip shows faces"
+        for box in f.boxes:
+            assert_destroyed(a, b, box, f"frame {i} box {box}")
+        keep = outside_mask(a.shape[:2], list(f.boxes))
+        diff = np.abs(a.astype(int) - b.astype(int))[keep].mean()
+        assert diff < 4.0, f"frame {i}: background changed by {diff:.1f} on average"
+
+
+def test_timestamps_frames_and_audio_kept(face_clip, workdir, detector):
+    src, _ = face_clip
+    out = workdir / "out.mp4"
+    anonymize_video(src, out, detector=detector)
+    assert video_pts(out) == video_pts(src)
+    a_in, a_out = audio_packets(src), audio_packets(out)
+    assert len(a_in) > 10
+    assert a_out == a_in, "audio must be copied packet for packet, not re-encoded"
+    with av.open(str(src)) as ci, av.open(str(out)) as co:
+        vi, vo = ci.streams.video[0], co.streams.video[0]
+        assert (vo.codec_context.width, vo.codec_context.height) == (vi.codec_context.width, vi.codec_context.height)
+        assert vo.average_rate == vi.average_rate
+        assert vo.codec_context.name == "h264"
+        assert vo.codec_context.pix_fmt == "yuv420p"
+        # Video first, audio after, as in the input.
+        assert [s.type for s in co.streams] == [s.type for s in ci.streams]
+
+
+def test_variable_frame_rate_keeps_timestamps(vfr_clip, workdir, detector):
+    src, gt = vfr_clip
+    out = workdir / "out.mkv"
+    anonymize_video(src, out, detector=detector)
+    pts_in, pts_out = video_pts(src), video_pts(out)
+    steps = np.diff(pts_in)
+    assert steps.max() - steps.min() > 0.01, "fixture must really be variable frame rate"
+    assert pts_out == pts_in
+    assert audio_packets(out) == audio_packets(src)
+
+
+def test_rotation_kept_and_faces_found_upright(rotated_clip, workdir, detector):
+    src, gt = rotated_clip
+    out = workdir / "out.mp4"
+    anonymize_video(src, out, detector=detector)
+    with av.open(str(out)) as c:
+        first = next(c.decode(video=0))
+        assert first.rotation == 90
+    original, anonymized = decode_rgb(src), decode_rgb(out)
+    for i in (0, len(original) // 2, len(original) - 1):
+        for box in gt.frames[i].boxes:
+            assert_destroyed(original[i], anonymized[i], box, f"rotated frame {i}")
+
+
+@pytest.mark.skipif(shutil.which("ffprobe") is None, reason="ffprobe not installed")
+def test_output_passes_ffprobe(face_clip, workdir, detector):
+    src, _ = face_clip
+    out = workdir / "out.mp4"
+    anonymize_video(src, out, detector=detector)
+    r = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_streams", "-count_frames", "-of", "compact", str(out)],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    assert "codec_name=h264" in r.stdout and "codec_name=aac" in r.stdout
+
+
+def test_metadata_dropped_unless_asked(face_clip, workdir, detector):
+    src, _ = face_clip
+    tagged = workdir / "tagged.mp4"
+    with av.open(str(src)) as ci, av.open(str(tagged), "w") as co:
+        co.metadata["location"] = "+48.8577+002.2950/"
+        co.metadata["comment"] = "shot by device 1234"
+        mapping = {s.index: co.add_stream_from_template(s) for s in ci.streams}
+        for p in ci.demux():
+            if p.dts is None:
+                continue
+            p.stream = mapping[p.stream.index]
+            co.mux(p)
+    out = workdir / "out.mp4"
+    anonymize_video(tagged, out, detector=detector)
+    with av.open(str(out)) as c:
+        assert "location" not in c.metadata and "comment" not in c.metadata
+    kept = workdir / "kept.mp4"
+    anonymize_video(tagged, kept, Config(encode=EncodeConfig(keep_metadata=True)), detector=detector)
+    with av.open(str(kept)) as c:
+        assert c.metadata.get("location") == "+48.8577+002.2950/"
+
+
+def test_existing_output_refused(face_clip, workdir, detector):
+    from streamguard import OutputError
+
+    src, _ = face_clip
+    out = workdir / "out.mp4"
+    out.write_bytes(b"precious")
+    with pytest.raises(OutputError, match="already exists"):
+        anonymize_video(src, out, detector=detector)
+    assert out.read_bytes() == b"precious"
+    anonymize_video(src, out, detector=detector, overwrite=True)
+    assert out.stat().st_size > 1000
+
+
+def test_no_temporary_files_left(face_clip, workdir, detector):
+    src, _ = face_clip
+    anonymize_video(src, workdir / "out.mp4", detector=detector)
+    assert sorted(p.name for p in workdir.iterdir()) == ["out.mp4"]
+
+
+def test_hold_zero_still_covers_detected_faces(face_clip, workdir, detector):
+    src, gt = face_clip
+    out = workdir / "out.mp4"
+    anonymize_video(src, out, Config(track=TrackConfig(hold=0, lookahead=0)), detector=detector)
+    original, anonymized = decode_rgb(src), decode_rgb(out)
+    box: Box = gt.frames[10].boxes[0]
+    assert_destroyed(original[10], anonymized[10], box)
+
+
+def test_sample_media_is_bundled():
+    here = Path(__file__).resolve().parent.parent / "sample_media"
+    assert (here / "sample.mp4").stat().st_size < 3_000_000
+    assert (here / "sample.json").exists()
