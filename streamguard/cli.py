@@ -19,7 +19,7 @@ from types import FrameType
 
 from . import __version__
 from .api import anonymize_image, anonymize_video, default_output, is_image
-from .config import AnonymizeConfig, Config, DetectConfig, EncodeConfig, TrackConfig
+from .config import PRESETS, AnonymizeConfig, Config, DetectConfig, EncodeConfig, TrackConfig
 from .errors import Cancelled, StreamguardError
 
 __all__ = ["main", "build_parser"]
@@ -82,6 +82,18 @@ def add_anonymize_options(p: argparse.ArgumentParser) -> None:
         help="detector confidence threshold (default 0.3: recall first)",
     )
     g.add_argument("--boxes", action="store_true", help="draw outlines of the covered regions")
+    g.add_argument(
+        "--detection",
+        choices=PRESETS,
+        default=_DEFAULTS.detect.preset,
+        help="how hard to look for small faces: fast, balanced (default) or thorough",
+    )
+    g.add_argument(
+        "--min-face",
+        type=int,
+        metavar="PX",
+        help="smallest face height to find, in pixels (default: the --detection preset's)",
+    )
     t = p.add_argument_group("tracking")
     t.add_argument(
         "--hold",
@@ -102,6 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="streamguard",
         description="Blur every face in a video or photo, offline. Audio, timing and rotation are kept.",
+        epilog="Other commands: 'streamguard live --help' (webcam, virtual camera), "
+        "'streamguard serve --help' (local web page).",
     )
     p.add_argument("input", type=Path, help="video (mp4, mov, mkv, webm, avi) or image (jpg, png, webp)")
     p.add_argument(
@@ -126,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from_args(args: argparse.Namespace) -> Config:
     try:
         return Config(
-            detect=DetectConfig(threshold=args.threshold),
+            detect=DetectConfig(threshold=args.threshold, preset=args.detection, min_face=args.min_face),
             track=TrackConfig(hold=args.hold, detect_every=args.detect_every),
             anonymize=AnonymizeConfig(
                 mode=args.mode, strength=args.strength, margin=args.margin, boxes=args.boxes
@@ -138,15 +152,15 @@ def config_from_args(args: argparse.Namespace) -> Config:
             ),
         )
     except ValueError as e:
-        raise _UsageError(str(e)) from e
+        raise UsageError(str(e)) from e
 
 
-class _UsageError(Exception):
+class UsageError(Exception):
     pass
 
 
 @contextmanager
-def _signals_to_stop(stop: threading.Event) -> Iterator[dict[str, int]]:
+def signals_to_stop(stop: threading.Event) -> Iterator[dict[str, int]]:
     """SIGTERM (and a second Ctrl-C) set ``stop`` so the pipeline ends cleanly."""
     got: dict[str, int] = {}
 
@@ -250,8 +264,20 @@ def _run_one(args: argparse.Namespace, config: Config, stop: threading.Event) ->
         )
 
 
+#: Subcommands, each a front end module with its own ``main(argv) -> int``.
+SUBCOMMANDS = {
+    "live": "streamguard.live_cli",
+    "serve": "streamguard.web.server",
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in SUBCOMMANDS:
+        # A file literally named "live" is still reachable as ./live.
+        import importlib
+
+        return int(importlib.import_module(SUBCOMMANDS[argv[0]]).main(argv[1:]))
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -259,10 +285,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         config = config_from_args(args)
-    except _UsageError as e:
+    except UsageError as e:
         parser.error(str(e))
     stop = threading.Event()
-    with _signals_to_stop(stop) as got:
+    with signals_to_stop(stop) as got:
         try:
             _run_one(args, config, stop)
         except Cancelled:

@@ -147,6 +147,10 @@ class VideoFileSource:
             raise InputError(f"{self.path}: cannot decode video{where}: {_why(e)}") from e
         if index == 0:
             raise InputError(f"{self.path}: video stream has no frames")
+        declared = self._stream.frames
+        if declared and index < declared * 0.98:
+            # libav stops quietly at a cut-off mdat; the index said how much there should be.
+            raise InputError(f"{self.path}: file is truncated or damaged: decoded {index} of {declared} frames")
 
     def close(self) -> None:
         self._container.close()
