@@ -16,11 +16,15 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .api import anonymize_image, anonymize_video, default_output, is_image
 from .config import PRESETS, AnonymizeConfig, Config, DetectConfig, EncodeConfig, TrackConfig
-from .errors import Cancelled, StreamguardError
+from .errors import Cancelled, InputError, StreamguardError
+
+if TYPE_CHECKING:
+    from .batch import BatchResult
 
 __all__ = ["main", "build_parser"]
 
@@ -117,10 +121,22 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Other commands: 'streamguard live --help' (webcam, virtual camera), "
         "'streamguard serve --help' (local web page).",
     )
-    p.add_argument("input", type=Path, help="video (mp4, mov, mkv, webm, avi) or image (jpg, png, webp)")
     p.add_argument(
-        "-o", "--output", type=Path, help="output file (default: <name>.anonymized.<ext> beside the input)"
+        "inputs",
+        nargs="+",
+        type=Path,
+        metavar="INPUT",
+        help="video (mp4, mov, mkv, webm, avi), image (jpg, png, webp), or a folder of them",
     )
+    p.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        help="output file, or folder for several inputs (default: <name>.anonymized.<ext> beside each input)",
+    )
+    b = p.add_argument_group("several files")
+    b.add_argument("-r", "--recursive", action="store_true", help="look for media in sub-folders too")
+    b.add_argument("-j", "--jobs", type=int, default=1, help="files processed in parallel (default 1)")
     p.add_argument("--overwrite", action="store_true", help="replace the output if it exists")
     add_anonymize_options(p)
     v = p.add_argument_group("video output")
@@ -236,17 +252,35 @@ class _Progress:
             self._bar.stop()
 
 
+def _setup_logging(quiet: bool) -> None:
+    """Library warnings go to stderr as 'streamguard: ...' lines (our handler, not the root's)."""
+    logger = logging.getLogger("streamguard")
+    for h in [h for h in logger.handlers if getattr(h, "_streamguard_cli", False)]:
+        logger.removeHandler(h)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("streamguard: %(message)s"))
+    handler._streamguard_cli = True  # type: ignore[attr-defined]
+    logger.addHandler(handler)
+    logger.setLevel(logging.ERROR if quiet else logging.WARNING)
+    logger.propagate = False
+
+
+def _is_batch(args: argparse.Namespace) -> bool:
+    return len(args.inputs) > 1 or args.inputs[0].is_dir() or bool(args.output and args.output.is_dir())
+
+
 def _run_one(args: argparse.Namespace, config: Config, stop: threading.Event) -> None:
-    out = args.output or default_output(args.input)
-    if is_image(args.input):
-        result = anonymize_image(args.input, out, config, overwrite=args.overwrite)
+    src = args.inputs[0]
+    out = args.output or default_output(src)
+    if is_image(src):
+        result = anonymize_image(src, out, config, overwrite=args.overwrite)
         if not args.quiet:
             print(f"{result.output}: {result.faces} face(s) covered", file=sys.stderr)
         return
-    progress = _Progress(sys.stderr.isatty() and not args.quiet, args.input.name)
+    progress = _Progress(sys.stderr.isatty() and not args.quiet, src.name)
     try:
         result = anonymize_video(
-            args.input,
+            src,
             out,
             config,
             overwrite=args.overwrite,
@@ -262,6 +296,69 @@ def _run_one(args: argparse.Namespace, config: Config, stop: threading.Event) ->
         print(
             f"{result.output}: {s.frames_out} frames in {s.seconds:.1f} s ({s.fps:.1f} fps)", file=sys.stderr
         )
+
+
+def _run_batch(args: argparse.Namespace, config: Config, stop: threading.Event) -> int:
+    from .batch import collect_inputs, plan_outputs, run_batch
+
+    if args.report is not None:
+        raise UsageError("--report takes one input file")
+    outdir = args.output
+    if outdir is not None:
+        if outdir.exists() and not outdir.is_dir():
+            raise UsageError(f"{outdir}: several inputs need an output folder, not a file")
+        outdir.mkdir(parents=True, exist_ok=True)
+    found, skipped = collect_inputs(args.inputs, recursive=args.recursive)
+    for f in skipped:
+        log.warning("%s: not a supported image or video, skipped", f)
+    if not found:
+        where = ", ".join(str(p) for p in args.inputs)
+        raise InputError(
+            f"{where}: no images or videos found" + ("" if args.recursive else " (try --recursive)")
+        )
+    items = plan_outputs(found, outdir)
+    show = sys.stderr.isatty() and not args.quiet
+    bar = _Progress(show, "files")
+    bar.start(len(items))
+    done = 0
+
+    def on_done(r: BatchResult) -> None:
+        nonlocal done
+        done += 1
+        bar.update(done)
+        if r.status == "failed":
+            # Printed as it happens, so a long batch shows failures early.
+            log.error("error: %s", r.message)
+
+    try:
+        results = run_batch(
+            items, config, overwrite=args.overwrite, jobs=args.jobs, stop=stop, on_done=on_done
+        )
+    finally:
+        bar.stop()
+    if not args.quiet:
+        _print_summary(results, len(skipped))
+    failed = [r for r in results if r.status == "failed"]
+    return failed[0].exit_code if failed else EXIT_OK
+
+
+def _print_summary(results: list[BatchResult], non_media: int) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="streamguard batch")
+    for col in ("input", "status", "frames", "seconds", "output / problem"):
+        table.add_column(col)
+    for r in results:
+        detail = str(r.item.output) if r.status != "failed" else r.message
+        table.add_row(str(r.item.input), r.status, str(r.frames or ""), f"{r.seconds:.1f}", detail)
+    console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+    console.print(table)
+    counts = {s: sum(r.status == s for r in results) for s in ("done", "skipped", "failed")}
+    console.print(
+        f"{counts['done']} done, {counts['skipped']} skipped (output exists), {counts['failed']} failed"
+        + (f", {non_media} non-media files ignored" if non_media else "")
+    )
 
 
 #: Subcommands, each a front end module with its own ``main(argv) -> int``.
@@ -280,16 +377,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(importlib.import_module(SUBCOMMANDS[argv[0]]).main(argv[1:]))
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.ERROR if args.quiet else logging.WARNING, format="streamguard: %(message)s"
-    )
+    _setup_logging(args.quiet)
     try:
         config = config_from_args(args)
+        if args.jobs < 1:
+            raise UsageError(f"--jobs must be >= 1, got {args.jobs}")
     except UsageError as e:
         parser.error(str(e))
     stop = threading.Event()
     with signals_to_stop(stop) as got:
         try:
+            if _is_batch(args):
+                return _run_batch(args, config, stop)
             _run_one(args, config, stop)
         except Cancelled:
             sig = got.get("signal", signal.SIGINT)
@@ -301,4 +400,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         except StreamguardError as e:
             print(f"streamguard: error: {e}", file=sys.stderr)
             return e.exit_code
+        except UsageError as e:
+            parser.error(str(e))
     return EXIT_OK

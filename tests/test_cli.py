@@ -38,7 +38,7 @@ def _make_truncated(src: Path, dst: Path) -> None:
     "name, make, expected",
     [
         ("missing.mp4", None, "no such file"),
-        ("adir.mp4", "dir", "is a directory"),
+        ("adir.mp4", "dir", "no images or videos found"),
         ("empty.mp4", b"", "file is empty"),
         ("text.mp4", b"this is not a video, just some text\n" * 20, "cannot open"),
         ("random.mp4", os.urandom(4096), "cannot open"),
