@@ -43,6 +43,8 @@ class VideoResult:
     output: Path
     info: VideoInfo
     stats: RunStats
+    #: Frames the decoder flagged as corrupt; each was covered whole (fail closed).
+    damaged_frames: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +148,13 @@ def anonymize_video(
             if own_detector:
                 det.close()
     assert written is not None
-    return VideoResult(output=written, info=source.info, stats=stats)
+    if source.damaged_frames:
+        log.warning(
+            "%s: %d frame(s) were damaged in the input and have been covered whole",
+            src_path,
+            source.damaged_frames,
+        )
+    return VideoResult(output=written, info=source.info, stats=stats, damaged_frames=source.damaged_frames)
 
 
 def anonymize_image(

@@ -89,11 +89,27 @@ class _Passthrough:
     video time are written as video goes out.
     """
 
-    def __init__(self, input_path: Path, output: av.container.OutputContainer, keep_metadata: bool) -> None:
+    def __init__(
+        self, input_path: Path, output: av.container.OutputContainer, keep_metadata: bool, label: Path
+    ) -> None:
         self._container = open_input(input_path)
         self._map: dict[int, av.stream.Stream] = {}
+        supported = output.supported_codecs
         for s in self._container.streams:
             if s.type not in ("audio", "subtitle"):
+                continue
+            if s.codec_context.name not in supported:
+                if s.type == "audio":
+                    # Dropping sound silently would be a broken output; say what would work.
+                    raise OutputError(
+                        f"{label}: a {output.format.name} file cannot hold the input's "
+                        f"{s.codec_context.name} audio; choose a .mkv output"
+                    )
+                log.warning(
+                    "%s: %s subtitles cannot be stored in this container; not copied",
+                    input_path,
+                    s.codec_context.name,
+                )
                 continue
             try:
                 out = output.add_stream_from_template(s)
@@ -164,7 +180,9 @@ class VideoFileSink:
             # Video first, then the copied streams in input order, as players expect.
             self._stream = self._add_video()
             self._passthrough = (
-                _Passthrough(info.path, self._container, self.config.keep_metadata) if copy_audio else None
+                _Passthrough(info.path, self._container, self.config.keep_metadata, self.path)
+                if copy_audio
+                else None
             )
             if self.config.keep_metadata:
                 with open_input(info.path) as src:

@@ -110,6 +110,8 @@ class VideoFileSource:
 
     def __init__(self, path: str | os.PathLike[str], *, threads: int = 0) -> None:
         self.path = Path(path)
+        #: Frames the decoder flagged as corrupt (error-concealed); the anonymizer curtains them.
+        self.damaged_frames = 0
         self._container = open_input(self.path)
         try:
             self._stream = _video_stream(self._container, self.path)
@@ -134,12 +136,18 @@ class VideoFileSource:
                     # Raw streams (e.g. .h264) carry no timestamps: count frames at the nominal rate.
                     pts = 0 if last_pts is None else last_pts + step
                 last_pts = pts
+                damaged = bool(vf.is_corrupt)
+                if damaged:
+                    self.damaged_frames += 1
                 yield Frame(
                     image=vf.to_ndarray(format="rgb24"),
                     index=index,
                     pts=pts,
                     time_base=tb,
                     rotation=int(vf.rotation) % 360 if vf.rotation else 0,
+                    # Concealed decode errors: smeared blocks can hide a face from the
+                    # detector while still showing it, so such a frame is covered whole.
+                    damaged=damaged,
                 )
                 index += 1
         except (av.error.FFmpegError, OSError) as e:
@@ -150,7 +158,9 @@ class VideoFileSource:
         declared = self._stream.frames
         if declared and index < declared * 0.98:
             # libav stops quietly at a cut-off mdat; the index said how much there should be.
-            raise InputError(f"{self.path}: file is truncated or damaged: decoded {index} of {declared} frames")
+            raise InputError(
+                f"{self.path}: file is truncated or damaged: decoded {index} of {declared} frames"
+            )
 
     def close(self) -> None:
         self._container.close()
