@@ -45,7 +45,10 @@ def test_timestamps_frames_and_audio_kept(face_clip, workdir, detector):
     assert a_out == a_in, "audio must be copied packet for packet, not re-encoded"
     with av.open(str(src)) as ci, av.open(str(out)) as co:
         vi, vo = ci.streams.video[0], co.streams.video[0]
-        assert (vo.codec_context.width, vo.codec_context.height) == (vi.codec_context.width, vi.codec_context.height)
+        assert (vo.codec_context.width, vo.codec_context.height) == (
+            vi.codec_context.width,
+            vi.codec_context.height,
+        )
         assert vo.average_rate == vi.average_rate
         assert vo.codec_context.name == "h264"
         assert vo.codec_context.pix_fmt == "yuv420p"
