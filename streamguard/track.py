@@ -78,6 +78,9 @@ class Track:
     matched: bool = False
     #: Velocity of the box centre in pixels per second.
     velocity: tuple[float, float] = (0.0, 0.0)
+    #: Time and detector box of the sighting before the last one (equal to it at birth).
+    prev_hit: float = 0.0
+    prev_box: Box | None = None
 
 
 class _Filter:
@@ -94,6 +97,7 @@ class _Filter:
         self.id, self.hits, self.misses = track_id, 1, 0  # misses: detector runs since the last hit
         self.last_hit, self.det_box, self.score = time, det.box, det.score
         self.matched, self.box, self.size = True, det.box, (det.box.width, det.box.height)
+        self.prev_hit, self.prev_box = time, det.box
 
     def predict(self, dt: float) -> None:
         if dt <= 0:
@@ -115,6 +119,8 @@ class _Filter:
         self.kf.update(np.array([[cx], [cy], [w], [h]]), R=r)
         self.kf.x[2:4, 0] = np.maximum(self.kf.x[2:4, 0], 1.0)
         self.hits, self.misses, self.matched = self.hits + 1, 0, True
+        # The previous sighting: with it, a file's held frames between the two can be bridged.
+        self.prev_hit, self.prev_box = self.last_hit, self.det_box
         self.last_hit, self.det_box, self.score = time, det.box, det.score
 
     def predicted_box(self) -> Box:
@@ -139,9 +145,11 @@ class _Filter:
             sx, sy, sw, sh = self.position_std()
             # A track seen once has no velocity yet and a huge variance: cap its growth at what
             # a fast head could do, so a one-off false detection does not blur the whole frame.
-            cap = _GROW0 + _MAX_SPEED * (time - self.last_hit)
-            hw = w / 2 + min(_K_SIGMA * (sx + sw / 2), cap * w)
-            hh = h / 2 + min(_K_SIGMA * (sy + sh / 2), cap * h)
+            # Scaled by the larger side: a face entering through the frame edge has a narrow,
+            # clipped box whose width says little about how far the head can move.
+            cap = (_GROW0 + _MAX_SPEED * (time - self.last_hit)) * max(w, h)
+            hw = w / 2 + min(_K_SIGMA * (sx + sw / 2), cap)
+            hh = h / 2 + min(_K_SIGMA * (sy + sh / 2), cap)
             box = _union(Box(cx - hw, cy - hh, cx + hw, cy + hh), self.det_box)
         self.box = box
         return box
@@ -151,7 +159,7 @@ class _Filter:
         state = "coasting" if self.misses else state
         vx, vy = float(self.kf.x[4, 0]), float(self.kf.x[5, 0])
         return Track(self.id, self.box, state, self.hits, max(0.0, time - self.last_hit),
-                     self.score, self.matched, (vx, vy))
+                     self.score, self.matched, (vx, vy), self.prev_hit, self.prev_box)
 
 
 class Tracker:
@@ -404,6 +412,8 @@ class TrackStage(Stage):
         for trk in tracks:
             if not trk.matched:
                 continue
+            if trk.hits > 1 and trk.prev_box is not None and t - trk.prev_hit > 1.5 / self.fps:
+                self._bridge(trk, t)
             if trk.hits == 1:
                 self._births[trk.id] = _Birth(t, trk.box, trk.score, self._shot)
                 self._fill(trk.id, self._births[trk.id])
@@ -435,3 +445,26 @@ class TrackStage(Stage):
             mine = ("backfill", track_id)
             others = tuple(r for r in held.frame.regions if (r.source, r.track_id) != mine)
             held.frame.regions = (*others, Region(box, "backfill", track_id, birth.score))
+
+    def _bridge(self, trk: Track, t: float) -> None:
+        """A coasting face found again: also cover the straight path between its two sightings
+        in the held frames between them. The coasting guess alone can fall behind a fast face
+        (e.g. one entering through the frame edge, whose first boxes are clipped)."""
+        assert trk.prev_box is not None
+        span = t - trk.prev_hit
+        for held in reversed(self._window):
+            if held.time >= t:
+                continue
+            if held.time <= trk.prev_hit:
+                break
+            if held.shot != self._shot:
+                break  # never across a cut
+            k = (held.time - trk.prev_hit) / span
+            a, b = trk.prev_box, trk.box
+            box = Box(a.x1 + (b.x1 - a.x1) * k, a.y1 + (b.y1 - a.y1) * k,
+                      a.x2 + (b.x2 - a.x2) * k, a.y2 + (b.y2 - a.y2) * k)
+            # Sized by the larger face side: a clipped box at the edge is narrower than the face.
+            side = max(a.width, a.height, b.width, b.height)
+            cx, cy = box.center
+            box = _union(box, Box.from_center(cx, cy, side, side)).grown(0.1)
+            held.frame.regions = (*held.frame.regions, Region(box, "backfill", trk.id, trk.score))

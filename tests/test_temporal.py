@@ -121,7 +121,8 @@ def test_face_stays_covered_through_five_missed_detections(run) -> None:
     # The detector really saw the face around the gap, and the report says why it stayed covered.
     assert r.sources(DROPPED[0] - 1) == r.sources(DROPPED[-1] + 1) == {"detection"}
     for i in DROPPED:
-        assert r.sources(i) == {"prediction"}, i
+        # Coasting covers them; the bridge between the two sightings may add backfill.
+        assert "prediction" in r.sources(i) and r.sources(i) <= {"prediction", "backfill"}, i
     ids = {reg["track_id"] for i in range(len(r.output)) for reg in r.regions(i)}
     assert len(ids) == 1, f"one face, one track through the gap, got {ids}"
     assert r.report["summary"]["prediction"] >= len(DROPPED)
