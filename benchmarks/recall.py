@@ -9,7 +9,7 @@ cluttered backgrounds with face-coloured distractors. A face counts as covered w
 at least 90% of its ground-truth box lies inside the union of the ellipses the
 anonymizer would cover (``head_box(det, margin=0.5)``). "before" is the plain
 whole-frame BlazeFace. Crops of missed faces and frames with false positives are
-written to ``--out-dir`` (default ``benchmarks/out``).
+written to ``--out-dir`` (default ``$TMPDIR/streamguard-recall``).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import argparse
 import math
 import os
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,12 +68,17 @@ def _sprites() -> list[synth.FaceSprite]:
 def _motion_blur(img: np.ndarray, box: Box, length: int, angle: float) -> None:
     k = np.zeros((length, length), np.float32)
     k[length // 2, :] = 1
-    k = cv2.warpAffine(k, cv2.getRotationMatrix2D(((length - 1) / 2, (length - 1) / 2), angle, 1), (length, length))
+    c = (length - 1) / 2
+    k = cv2.warpAffine(k, cv2.getRotationMatrix2D((c, c), angle, 1), (length, length))
     k /= k.sum()
     h, w = img.shape[:2]
     x1, y1, x2, y2 = box.grown(0.6).clipped(w, h).as_int()
     if x2 > x1 and y2 > y1:
         img[y1:y2, x1:x2] = cv2.filter2D(img[y1:y2, x1:x2], -1, k, borderType=cv2.BORDER_REPLICATE)
+
+
+def _u(rng: np.random.Generator, lo: float, hi: float) -> float:
+    return float(rng.uniform(lo, hi)) if hi > lo else (lo + hi) / 2
 
 
 def make_frame(res: str, index: int, n_faces: int, rng: np.random.Generator) -> Sample:
@@ -96,11 +102,11 @@ def make_frame(res: str, index: int, n_faces: int, rng: np.random.Generator) -> 
         tags: list[str] = []
         if rng.random() < 0.12:  # cut by the frame border: 15-45% of the face outside
             side, cut = int(rng.integers(0, 4)), float(rng.uniform(0.15, 0.45))
-            cx = [fw / 2 - cut * fw, w - fw / 2 + cut * fw, rng.uniform(fw, w - fw), rng.uniform(fw, w - fw)][side]
-            cy = [rng.uniform(fh, h - fh), rng.uniform(fh, h - fh), fh / 2 - cut * fh, h - fh / 2 + cut * fh][side]
+            cx = [fw / 2 - cut * fw, w - fw / 2 + cut * fw, _u(rng, fw, w - fw), _u(rng, fw, w - fw)][side]
+            cy = [_u(rng, fh, h - fh), _u(rng, fh, h - fh), fh / 2 - cut * fh, h - fh / 2 + cut * fh][side]
             tags.append("border")
         else:
-            cx, cy = rng.uniform(fw * 0.8, w - fw * 0.8), rng.uniform(fh * 1.0, h - fh * 0.9)
+            cx, cy = _u(rng, fw * 0.8, w - fw * 0.8), _u(rng, fh * 1.0, h - fh * 0.9)
         face = Box.from_center(float(cx), float(cy), fw, fh)
         if any(face.grown(0.7).intersection(t) > 0 for t in taken):
             continue
@@ -120,8 +126,9 @@ def make_frame(res: str, index: int, n_faces: int, rng: np.random.Generator) -> 
         if rng.random() < 0.12:  # a hand, a mask or a sign over up to a third of the face
             part = float(rng.uniform(0.2, 0.35))
             oy = face.y2 - part * fh if rng.random() < 0.5 else face.y1
-            cv2.rectangle(img, (int(face.x1 - 0.1 * fw), int(oy)), (int(face.x2 + 0.1 * fw), int(oy + part * fh)),
-                          tuple(int(c) for c in rng.integers(0, 256, 3)), -1)
+            colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+            p1, p2 = (int(face.x1 - 0.1 * fw), int(oy)), (int(face.x2 + 0.1 * fw), int(oy + part * fh))
+            cv2.rectangle(img, p1, p2, colour, -1)
             tags.append("occluded")
         taken.append(face)
         sample.faces.append(Face(gt, fh, tuple(tags)))
@@ -145,8 +152,10 @@ def covered_mask(shape: tuple[int, int], dets: list[Detection]) -> np.ndarray:
     mask = np.zeros(shape, np.uint8)
     for d in dets:
         e = head_box(d.box, MARGIN)
-        cv2.ellipse(mask, (round(e.center[0] * 16), round(e.center[1] * 16)),
-                    (max(1, round(e.width * 8)), max(1, round(e.height * 8))), 0, 0, 360, 1, -1, cv2.LINE_8, 4)
+        # 4 fractional bits: the ellipse is rasterised at 1/16 px precision.
+        centre = (round(e.center[0] * 16), round(e.center[1] * 16))
+        axes = (max(1, round(e.width * 8)), max(1, round(e.height * 8)))
+        cv2.ellipse(mask, centre, axes, 0, 0, 360, 1, -1, cv2.LINE_8, 4)
     return mask
 
 
@@ -165,7 +174,8 @@ def false_positive_area(shape: tuple[int, int], dets: list[Detection], faces: li
     return float(covered_mask(shape, stray).mean()) if stray else 0.0
 
 
-def _save_failures(out: Path, name: str, s: Sample, dets: list[Detection], missed: list[Face], fp: float) -> None:
+def _save_failures(out: Path, name: str, s: Sample, dets: list[Detection], missed: list[Face],
+                   fp: float) -> None:
     d = out / name
     d.mkdir(parents=True, exist_ok=True)
     bgr = cv2.cvtColor(s.image, cv2.COLOR_RGB2BGR)
@@ -181,8 +191,8 @@ def _save_failures(out: Path, name: str, s: Sample, dets: list[Detection], misse
         vis = bgr.copy()
         for det in dets:
             e = head_box(det.box, MARGIN)
-            cv2.ellipse(vis, (round(e.center[0]), round(e.center[1])), (round(e.width / 2), round(e.height / 2)),
-                        0, 0, 360, (0, 255, 0), 2)
+            axes = (round(e.width / 2), round(e.height / 2))
+            cv2.ellipse(vis, (round(e.center[0]), round(e.center[1])), axes, 0, 0, 360, (0, 255, 0), 2)
         for f in s.faces:
             colour = (0, 0, 255) if any(f is m for m in missed) else (255, 200, 0)
             b = f.box.as_int()
@@ -208,6 +218,9 @@ def evaluate(name: str, det, samples: list[Sample], out: Path | None) -> dict:
                 hits.setdefault(key, []).append(int(ok))
             if s.res == "1080p" and f.height >= 16:
                 hits.setdefault(("1080p", "16-32" if f.height < 32 else ">=32"), []).append(int(ok))
+            if f.height >= 16:
+                for tag in f.tags or ("plain",):
+                    hits.setdefault(("tag", tag), []).append(int(ok))
             if not ok:
                 missed.append(f)
         fp = false_positive_area(s.image.shape[:2], dets, s.faces)
@@ -222,7 +235,7 @@ def _pct(v: list[int]) -> str:
 
 
 def table(results: dict[str, dict]) -> str:
-    head = ["detector", *(f"<{b}" if False else b for _, _, b in BUCKETS), "FP area",
+    head = ["detector", *(b for _, _, b in BUCKETS), "FP area",
             *(f"ms {r}" for r in RESOLUTIONS)]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, r in results.items():
@@ -239,6 +252,11 @@ def table(results: dict[str, dict]) -> str:
             goal = [_pct(r["hits"].get((res, g), [])) if res == "1080p" else "" for g in ("16-32", ">=32")]
             cells = [name, res, *(_pct(r["hits"].get((res, b), [])) for _, _, b in BUCKETS), *goal]
             lines.append("| " + " | ".join(cells) + " |")
+    tags = ["plain", "tilted", "dark", "bright", "blur", "jpeg", "occluded", "border"]
+    lines += ["", "Recall by condition, all resolutions, faces >= 16 px (a face can have several):", ""]
+    lines += ["| detector | " + " | ".join(tags) + " |", "|" + "---|" * (len(tags) + 1)]
+    for name, r in results.items():
+        lines.append("| " + " | ".join([name, *(_pct(r["hits"].get(("tag", t), [])) for t in tags)]) + " |")
     return "\n".join(lines)
 
 
@@ -246,7 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer frames (about a minute)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out-dir", type=Path, default=Path(__file__).with_name("out"))
+    # Outside the repo by default: failure images are for looking at, not for committing.
+    ap.add_argument("--out-dir", type=Path, default=Path(tempfile.gettempdir()) / "streamguard-recall")
     ap.add_argument("--presets", default="before,fast,balanced,thorough")
     ap.add_argument("--no-save", action="store_true", help="do not write failure images")
     args = ap.parse_args(argv)
@@ -254,8 +273,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     samples = dataset(args.quick, args.seed)
     n = sum(len(s.faces) for s in samples)
-    print(f"{len(samples)} frames, {n} faces (seed {args.seed}), generated in {time.perf_counter() - t0:.1f}s",
-          flush=True)
+    took = time.perf_counter() - t0
+    print(f"{len(samples)} frames, {n} faces (seed {args.seed}), generated in {took:.1f}s", flush=True)
     results = {}
     for name in args.presets.split(","):
         t1 = time.perf_counter()
