@@ -101,7 +101,8 @@ def worker_streamguard(src: str, dst: str, preset: str) -> dict:
         "seconds": dt,
         "fps": s.frames_out / dt,
         "rss_mb": _peak_rss_mb(),
-        "stages": s.ms_per_frame(),
+        # The detect stage is SweepDetectStage or DetectStage depending on the options.
+        "stages": {("detect" if "Detect" in k else k): v for k, v in s.ms_per_frame().items()},
     }
 
 
@@ -205,7 +206,7 @@ def main() -> None:
 
 
 def print_table(rows: list, base_fps: float) -> None:
-    cols = ("decode", "DetectStage", "TrackStage", "Anonymizer", "encode")
+    cols = ("decode", "detect", "TrackStage", "Anonymizer", "encode")
     print(f"\n### {rows[0][0]}\n")
     head = " | ".join(f"{c} ms" for c in cols)
     print(f"| run | fps | x transcode | {head} | peak RSS MB | recall | recall >=32px |")

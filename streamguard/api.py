@@ -18,6 +18,8 @@ from .images import IMAGE_SUFFIXES, load_image, output_format, save_image
 from .pipeline import Pipeline, RunStats
 from .sinks import AtomicPath, VideoFileSink
 from .sources import VideoFileSource, VideoInfo
+from .sweep import SweepDetectStage
+from .tiling import TiledDetector
 from .types import Frame, Stage
 
 __all__ = [
@@ -69,7 +71,14 @@ def build_stages(
     config: Config, detector: FaceDetector, *, fps: float | None = None, video: bool = True
 ) -> list[Stage]:
     """detect -> track (videos) -> anonymize, as the options ask."""
-    stages: list[Stage] = [DetectStage(detector, every=config.track.detect_every if video else 1)]
+    stages: list[Stage]
+    if video and isinstance(detector, TiledDetector) and config.detect.sweep_period > 0:
+        period = min(
+            config.detect.sweep_period, config.track.hold, config.track.lookahead or config.track.hold
+        )
+        stages = [SweepDetectStage(detector, fps=fps or 30.0, period=period, every=config.track.detect_every)]
+    else:
+        stages = [DetectStage(detector, every=config.track.detect_every if video else 1)]
     if video:
         from .track import TrackStage
 

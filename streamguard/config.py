@@ -19,12 +19,18 @@ class DetectConfig:
     preset: str = "balanced"
     #: Smallest face height in pixels to find; None takes the preset's own.
     min_face: int | None = None
+    #: Video: seconds over which one full tiled sweep is spread (each frame runs a slice of
+    #: it plus a look around known faces). 0 runs the full sweep on every frame. Must stay
+    #: below the tracker's hold and look-ahead, which cover a face found this late.
+    sweep_period: float = 0.25
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold < 1.0:
             raise ValueError(f"threshold must be between 0 and 1, got {self.threshold}")
         if self.preset not in PRESETS:
             raise ValueError(f"preset must be one of {', '.join(PRESETS)}, got {self.preset!r}")
+        if self.sweep_period < 0:
+            raise ValueError(f"sweep_period must be >= 0 seconds, got {self.sweep_period}")
         if self.min_face is not None and self.min_face < 8:
             raise ValueError(f"min_face must be at least 8 pixels, got {self.min_face}")
 
