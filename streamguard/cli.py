@@ -12,7 +12,7 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
@@ -40,25 +40,22 @@ log = logging.getLogger("streamguard")
 _DEFAULTS = Config()
 
 
-def _positive_float(text: str) -> float:
-    v = float(text)
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return v
+def _float_type(low: float, high: float = float("inf"), *, low_open: bool = False) -> Callable[[str], float]:
+    """An argparse type for a number in [low, high) (or (low, high) with ``low_open``)."""
+
+    def parse(text: str) -> float:
+        v = float(text)
+        if v < low or (low_open and v == low) or v >= high:
+            left = "(" if low_open else "["
+            raise argparse.ArgumentTypeError(f"must be in {left}{low:g}, {high:g}), got {text}")
+        return v
+
+    return parse
 
 
-def _non_negative_float(text: str) -> float:
-    v = float(text)
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return v
-
-
-def _unit_float(text: str) -> float:
-    v = float(text)
-    if not 0 < v < 1:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
-    return v
+_positive_float = _float_type(0.0, low_open=True)
+_non_negative_float = _float_type(0.0)
+_unit_float = _float_type(0.0, 1.0, low_open=True)
 
 
 def add_anonymize_options(p: argparse.ArgumentParser) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import sys
 import threading
@@ -92,6 +93,10 @@ class BlazeFaceDetector:
         self.model = model
 
     def detect(self, image: np.ndarray) -> list[Detection]:
+        return [d for d, _ in self.detect_rolled(image)]
+
+    def detect_rolled(self, image: np.ndarray) -> list[tuple[Detection, float]]:
+        """Faces with their roll in degrees: the eye line's angle (y down), from the keypoints."""
         h, w = image.shape[:2]
         if h < 2 or w < 2:
             return []
@@ -105,7 +110,11 @@ class BlazeFaceDetector:
             box = Box.from_xywh(rb.xmin * w, rb.ymin * h, rb.width * w, rb.height * h)
             if box.is_empty():
                 continue
-            found.append(Detection(box=box, score=float(d.score[0]) if d.score else 0.0))
+            kp = d.location_data.relative_keypoints
+            roll = 0.0
+            if len(kp) > 1:  # keypoint 0 is the right eye (image left), 1 the left eye
+                roll = math.degrees(math.atan2((kp[1].y - kp[0].y) * h, (kp[1].x - kp[0].x) * w))
+            found.append((Detection(box=box, score=float(d.score[0]) if d.score else 0.0), roll))
         return found
 
     def close(self) -> None:

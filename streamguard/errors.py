@@ -14,7 +14,18 @@ and exits 1.
 
 from __future__ import annotations
 
-__all__ = ["StreamguardError", "InputError", "OutputError", "ModelError", "DeviceError", "Cancelled"]
+import os
+from pathlib import Path
+
+__all__ = [
+    "StreamguardError",
+    "InputError",
+    "OutputError",
+    "ModelError",
+    "DeviceError",
+    "Cancelled",
+    "existing_file",
+]
 
 
 class StreamguardError(Exception):
@@ -53,3 +64,15 @@ class DeviceError(StreamguardError):
 
 class Cancelled(Exception):
     """The run was stopped (Ctrl-C, SIGTERM, a client that went away) before it finished."""
+
+
+def existing_file(path: str | os.PathLike[str], what: str = "media file") -> Path:
+    """``path`` as a Path if it names a non-empty file; else the one-line :class:`InputError` why not."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p}: no such file")
+    if p.is_dir():
+        raise InputError(f"{p}: is a directory, not a {what}")
+    if p.stat().st_size == 0:
+        raise InputError(f"{p}: file is empty")
+    return p

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import InputError, OutputError
+from .errors import InputError, OutputError, existing_file
 
 __all__ = ["IMAGE_SUFFIXES", "LoadedImage", "load_image", "save_image"]
 
@@ -60,13 +60,7 @@ def _to_8bit_rgb(im: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
 
 def load_image(path: str | os.PathLike[str]) -> LoadedImage:
     """Read a picture upright as 8-bit RGB; one-line :class:`InputError` if it cannot be read."""
-    p = Path(path)
-    if not p.exists():
-        raise InputError(f"{p}: no such file")
-    if p.is_dir():
-        raise InputError(f"{p}: is a directory, not an image")
-    if p.stat().st_size == 0:
-        raise InputError(f"{p}: file is empty")
+    p = existing_file(path, "image")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

@@ -12,7 +12,7 @@ from pathlib import Path
 import av
 import av.error
 
-from .errors import InputError
+from .errors import InputError, existing_file
 from .types import Frame
 
 __all__ = ["VideoInfo", "VideoFileSource", "probe_video", "open_input"]
@@ -48,13 +48,7 @@ def _why(e: BaseException) -> str:
 
 def open_input(path: str | os.PathLike[str]) -> av.container.InputContainer:
     """Open a media file for reading, with a one-line :class:`InputError` for every way it can fail."""
-    p = Path(path)
-    if not p.exists():
-        raise InputError(f"{p}: no such file")
-    if p.is_dir():
-        raise InputError(f"{p}: is a directory, not a media file")
-    if p.stat().st_size == 0:
-        raise InputError(f"{p}: file is empty")
+    p = existing_file(path, "media file")
     try:
         return av.open(str(p), mode="r")
     except (av.error.FFmpegError, OSError, UnicodeDecodeError) as e:

@@ -209,27 +209,6 @@ def _nested(a: Box, b: Box, pieces: bool) -> bool:
     return inter >= 0.7 * small.area and abs(sx - bx) + abs(sy - by) < 0.35 * (big.width + big.height)
 
 
-class _Model(BlazeFaceDetector):
-    """BlazeFace that also reports each face's roll, from the eye keypoints."""
-
-    def detect_rolled(self, image: np.ndarray) -> list[tuple[Box, float, float]]:
-        """``(box, score, roll)`` per face; roll in degrees, the eye line's angle (y down)."""
-        h, w = image.shape[:2]
-        with self._lock:
-            result = self._impl.process(image)
-        out = []
-        for d in result.detections or ():
-            rb = d.location_data.relative_bounding_box
-            box = Box.from_xywh(rb.xmin * w, rb.ymin * h, rb.width * w, rb.height * h)
-            kp = d.location_data.relative_keypoints
-            roll = 0.0
-            if len(kp) > 1:  # keypoint 0 is the right eye (image left), 1 the left eye
-                roll = math.degrees(math.atan2((kp[1].y - kp[0].y) * h, (kp[1].x - kp[0].x) * w))
-            if not box.is_empty():
-                out.append((box, float(d.score[0]) if d.score else 0.0, roll))
-        return out
-
-
 def _rolled_box(cx: float, cy: float, bw: float, bh: float, roll: float) -> Box:
     """Bounding box of a ``bw`` x ``bh`` face box turned by ``roll`` degrees about its centre:
     BlazeFace gives an upright box even for a tilted head, which leaves its chin and brow out."""
@@ -250,7 +229,7 @@ class TiledDetector:
         self.preset = PRESETS[preset] if isinstance(preset, str) else preset
         self.min_face = min_face
         self.threshold = threshold
-        self._models: dict[str, _Model] = {}
+        self._models: dict[str, BlazeFaceDetector] = {}
         self._plans: dict[tuple[int, int], list[Level]] = {}
         for name in ("full", "short"):  # load both now: a bad install should fail at start-up
             self._model(name)
@@ -359,7 +338,8 @@ class TiledDetector:
                     # Short levels: pad to a full square so the model sees the level's scale.
                     crop = cv2.copyMakeBorder(crop, 0, lv.size - crop.shape[0], 0, lv.size - crop.shape[1],
                                               cv2.BORDER_CONSTANT, value=(0, 0, 0))
-                for box, score, roll in model.detect_rolled(np.ascontiguousarray(crop)):
+                for det, roll in model.detect_rolled(np.ascontiguousarray(crop)):
+                    box, score = det.box, det.score
                     if box.height > 2 * lv.max_face * lv.scale:
                         # A face this big is a coarser level's job; the short-range model on a
                         # small tile calls big blurred blobs faces (0.5-0.7).
@@ -397,16 +377,17 @@ class TiledDetector:
             m = np.array([[sc / pre, 0, size / 2 - cx * sc], [0, sc / pre, size / 2 - cy * sc]])
             crop = cv2.warpAffine(src, m, (size, size), flags=cv2.INTER_LINEAR,
                                   borderMode=cv2.BORDER_REFLECT_101)
-            for b, _, _ in self._model(name).detect_rolled(crop):
+            for d in self._model(name).detect(crop):
+                b = d.box
                 if Box.from_center(cx + (b.center[0] - size / 2) / sc, cy + (b.center[1] - size / 2) / sc,
                                    b.width / sc, b.height / sc).iou(box) > 0.25:
                     return True
         log.debug("dropped unconfirmed box %s", box)
         return False
 
-    def _model(self, name: str) -> _Model:
+    def _model(self, name: str) -> BlazeFaceDetector:
         if name not in self._models:
-            self._models[name] = _Model(threshold=self.threshold, model=name)
+            self._models[name] = BlazeFaceDetector(threshold=self.threshold, model=name)
         return self._models[name]
 
     @staticmethod
