@@ -73,3 +73,17 @@ def test_outlines_drawn_when_asked():
     plain, _, _ = _frame(100)
     Anonymizer()(plain)
     assert (frame.image != plain.image).any()
+
+
+@pytest.mark.parametrize("face_height", [10, 48, 250, 900])
+def test_mask_is_fully_opaque_inside_the_ellipse(face_height):
+    from streamguard.anonymize import FEATHER, _ellipse_alpha
+
+    ellipse = head_box(Box.from_center(1000, 1000, face_height, face_height), 0.5)
+    x1, y1, x2, y2 = ellipse.grown(FEATHER / 2 + 0.01).as_int()
+    alpha = _ellipse_alpha((y2 - y1, x2 - x1), ellipse, (x1, y1))
+    cx, cy = ellipse.center
+    ys, xs = np.mgrid[y1:y2, x1:x2] + 0.5
+    inside = ((xs - cx) / (ellipse.width / 2)) ** 2 + ((ys - cy) / (ellipse.height / 2)) ** 2 <= 1.0
+    assert alpha[inside].min() == 1.0
+    assert alpha.min() < 0.5, "the feather fades out towards the crop corners"
