@@ -10,15 +10,17 @@ Latency, not backlog: the capture thread keeps only the newest frame, so when th
 output is slower than the camera, stale frames are dropped (and counted), never
 queued. The detector runs in its own thread on the newest frame; its results
 update a :class:`~streamguard.track.Tracker` on the *detected* frame's capture
-time, and the output loop extrapolates a copy of that tracker to each output
-frame's capture time. So every output frame is covered, even though detection
-runs at a few Hz while the camera runs at 30 fps.
+time, and the output loop predicts that tracker's tracks at each output frame's
+capture time (:meth:`~streamguard.track.Tracker.predict`). So every output frame
+is covered, even though detection runs at a few Hz while the camera runs at 30 fps.
 
 Fails closed: until the first detection result exists, whenever the detector has
 delivered nothing for longer than ``max_detect_age``, when it raised, or when the
 picture jumped (scene cut, a looped file restarting) and no detection of the new
 picture exists yet, the whole output frame is hidden behind a privacy curtain
 with a notice. Sinks refuse frames the session has not marked protected.
+
+The sources are in :mod:`streamguard.cameras`, the sinks in :mod:`streamguard.live_sinks`.
 """
 
 from __future__ import annotations
@@ -26,8 +28,6 @@ from __future__ import annotations
 import copy
 import logging
 import os
-import queue
-import stat
 import sys
 import threading
 import time
@@ -35,38 +35,26 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import cv2
 import numpy as np
 
-from .anonymize import Anonymizer, curtain, draw_outline
-from .api import VIDEO_SUFFIXES
-from .config import Config, DetectConfig, EncodeConfig
+from .anonymize import Anonymizer, curtain
+from .cameras import LiveSource
+from .config import Config, DetectConfig
 from .detect import FaceDetector, create_detector, detect_upright
-from .errors import DeviceError, InputError
-from .sinks import UnprotectedFrameError, VideoFileSink
-from .sources import VideoFileSource, VideoInfo
 from .track import SceneCutDetector, Tracker
 from .types import Box, Frame, Region
 
 __all__ = [
     "LIVE_DETECT",
     "MAX_DETECT_AGE",
-    "LiveSource",
-    "StandInCamera",
-    "CameraSource",
-    "open_source",
     "FrameInfo",
     "LiveStats",
     "LiveSession",
-    "RecordSink",
-    "VirtualCamSink",
-    "PreviewWindow",
     "live_config",
     "create_live_detector",
-    "parse_size",
     "draw_notice",
 ]
 
@@ -86,273 +74,10 @@ MAX_DETECT_AGE = 0.25
 #: detector a third of a normal thread's share), since a meeting app competes for the CPU too and a
 #: starved detector means a curtained picture.
 DETECT_NICE = 5
-#: x264 preset of live recordings: a third of "veryfast"'s CPU per frame, left to the detector,
-#: for files about three times larger.
-RECORD_PRESET = "superfast"
-#: Live frames carry their capture time in this time base (for the recorder).
+#: Live frames carry their capture time in this time base (for the recorder in :mod:`.live_sinks`).
 TIME_BASE = Fraction(1, 90_000)
 _POLL = 0.05  # seconds between stop checks while waiting
 _JOIN = 5.0  # seconds to wait for a thread at shutdown (a real detection takes < 0.5 s)
-
-
-# -- sources --------------------------------------------------------------------------------------
-
-
-class LiveSource(Protocol):
-    """A camera: ``read`` blocks until the next frame is captured."""
-
-    name: str
-    width: int
-    height: int
-    fps: float
-    #: Increments when the picture jumps (a looped file restarting): old detections no longer apply.
-    segment: int
-
-    def read(self, stop: threading.Event) -> Frame | None:
-        """The next frame with ``captured_at`` set (``time.monotonic()``), or None at the end/on stop."""
-        ...
-
-    def close(self) -> None: ...
-
-
-class StandInCamera:
-    """A video file played at its native rate on the wall clock, as if it were a camera.
-
-    For demos, tests and benchmarks. Frames are decoded ahead and handed out when their
-    presentation time comes; with ``loop`` the file starts over at the end (a new
-    :attr:`segment`). ``fps`` replaces the file's own timing with a fixed rate. A display
-    rotation is applied, so frames come out upright like a camera's.
-    """
-
-    def __init__(self, path: str | os.PathLike[str], *, loop: bool = False, fps: float | None = None,
-                 size: tuple[int, int] | None = None) -> None:
-        self.path = Path(path)
-        self.loop = loop
-        self._src = VideoFileSource(self.path)  # InputError: missing, not media, no frames, ...
-        info = self._src.info
-        self._it = iter(self._src)
-        try:
-            # Decoded now: its display rotation tells which way up the camera "stands".
-            self._pending: Frame | None = next(self._it)
-        except BaseException:
-            self._src.close()
-            raise
-        self._k = (self._pending.rotation // 90) % 4  # quarter turns to show the picture upright
-        w, h = (info.height, info.width) if self._k % 2 else (info.width, info.height)
-        self.name, self.width, self.height = str(self.path), w, h
-        if size is not None and size != (w, h):
-            self._src.close()
-            raise DeviceError(f"{self.path}: does not support {size[0]}x{size[1]} (it delivers {w}x{h}); "
-                              f"use --size {w}x{h} or leave --size out")
-        self.fps = float(fps) if fps else float(info.fps)
-        self._fixed_rate = fps is not None
-        self.segment = 0
-        #: Index in the file of the frame last returned by :meth:`read`.
-        self.position = -1
-        self._start: float | None = None
-        self._offset = 0.0  # seconds of file time played in earlier loops
-        self._first_time: float | None = None
-        self._last_time = 0.0
-        self._count = 0
-
-    def _next_decoded(self) -> Frame | None:
-        if self._pending is not None:
-            f, self._pending = self._pending, None
-            return f
-        f = next(self._it, None)
-        if f is not None or not self.loop or self.position < 0:
-            return f
-        # End of file: start over, one frame interval after the last frame.
-        self._offset += self._last_time - (self._first_time or 0.0) + 1.0 / self.fps
-        self._src.close()
-        self._src = VideoFileSource(self.path)
-        self._it = iter(self._src)
-        self.segment += 1
-        self.position = -1
-        return next(self._it, None)
-
-    def read(self, stop: threading.Event) -> Frame | None:
-        f = self._next_decoded()
-        if f is None:
-            return None
-        self.position += 1
-        t = f.time if f.time is not None else self.position / self.fps
-        if self._first_time is None:
-            self._first_time = t
-        self._last_time = t
-        if self._start is None:
-            self._start = time.monotonic()
-        due = self._start + (self._count / self.fps if self._fixed_rate
-                             else self._offset + t - self._first_time)
-        wait = due - time.monotonic()
-        if wait > 0 and stop.wait(wait):
-            return None
-        self._count += 1
-        image = f.image if not self._k else np.ascontiguousarray(np.rot90(f.image, self._k))
-        return Frame(image=image, index=self._count - 1, captured_at=time.monotonic())
-
-    def close(self) -> None:
-        self._src.close()
-
-
-def _camera_backends() -> list[int]:
-    if sys.platform.startswith("linux"):
-        return [cv2.CAP_V4L2]
-    if sys.platform == "darwin":
-        return [cv2.CAP_AVFOUNDATION]
-    if sys.platform == "win32":
-        # DirectShow opens in well under a second; Media Foundation can take several.
-        return [cv2.CAP_DSHOW, cv2.CAP_MSMF]
-    return [cv2.CAP_ANY]
-
-
-def _camera_fix() -> str:
-    if sys.platform.startswith("linux"):
-        return "list cameras with 'v4l2-ctl --list-devices' (package v4l-utils)"
-    if sys.platform == "darwin":
-        return "allow camera access for this terminal in System Settings > Privacy & Security > Camera"
-    return "check Settings > Privacy > Camera allows desktop apps"
-
-
-class CameraSource:
-    """A real camera through OpenCV (V4L2 on Linux, AVFoundation on macOS, DirectShow/MSMF on Windows).
-
-    ``size`` given: the camera must deliver exactly that (else :class:`DeviceError`); None asks
-    for 1280x720 and takes what the camera offers. ``api_preference`` overrides the backend.
-    """
-
-    DEFAULT_SIZE = (1280, 720)
-    #: A camera that delivers nothing for this long is gone (unplugged, taken by another program).
-    MAX_SILENCE = 3.0
-
-    def __init__(self, device: int | str, *, size: tuple[int, int] | None = None, fps: float | None = None,
-                 api_preference: int | None = None) -> None:
-        self.device = device
-        self.name = f"camera {device}" if isinstance(device, int) else str(device)
-        self.segment = 0
-        node = f"/dev/video{device}" if isinstance(device, int) else str(device)
-        if api_preference is None and sys.platform.startswith("linux"):
-            self._check_node(node)
-            self.name = f"camera {device} ({node})" if isinstance(device, int) else node
-        backends = [api_preference] if api_preference is not None else _camera_backends()
-        want_w, want_h = size or self.DEFAULT_SIZE
-        # OpenCV prints multi-line warnings for a missing/busy camera; we say it in one line.
-        prev = cv2.setLogLevel(0)
-        try:
-            cap, first = self._open(backends, want_w, want_h, fps)
-        finally:
-            cv2.setLogLevel(prev)
-        self._cap = cap
-        self._first: np.ndarray | None = first
-        self.height, self.width = first.shape[:2]
-        if size is not None and (self.width, self.height) != size:
-            cap.release()
-            raise DeviceError(f"{self.name}: does not support {size[0]}x{size[1]} (it delivers "
-                              f"{self.width}x{self.height}); use --size {self.width}x{self.height}")
-        got = cap.get(cv2.CAP_PROP_FPS)
-        self.fps = float(got) if got and 1 <= got <= 240 else float(fps or 30.0)
-        if fps and abs(self.fps - fps) > 1:
-            log.warning("%s: asked for %g fps, the camera runs at %g fps", self.name, fps, self.fps)
-
-    def _check_node(self, node: str) -> None:
-        p = Path(node)
-        if not p.exists():
-            raise DeviceError(f"{self.name}: no such camera ({node} does not exist); {_camera_fix()}, "
-                              "or pass a video file to --camera to try streamguard without one")
-        try:
-            is_char = stat.S_ISCHR(p.stat().st_mode)
-        except OSError:
-            is_char = False
-        if not is_char:
-            raise DeviceError(f"{node}: not a camera device")
-        if not os.access(node, os.R_OK | os.W_OK):
-            raise DeviceError(f"{node}: permission denied; add yourself to the 'video' group "
-                              "(sudo usermod -aG video $USER, then log in again)")
-
-    def _open(self, backends: Sequence[int], w: int, h: int, fps: float | None) -> tuple[Any, np.ndarray]:
-        for backend in backends:
-            cap = cv2.VideoCapture(self.device, backend)
-            if not cap.isOpened():
-                cap.release()
-                continue
-            if backend in (cv2.CAP_V4L2, cv2.CAP_DSHOW):
-                # Most USB webcams give 720p30 only as MJPEG; raw YUYV tops out near 10 fps over USB 2.
-                cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter.fourcc(*"MJPG"))
-            cap.set(cv2.CAP_PROP_FRAME_WIDTH, w)
-            cap.set(cv2.CAP_PROP_FRAME_HEIGHT, h)
-            if fps:
-                cap.set(cv2.CAP_PROP_FPS, fps)
-            cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # the driver's queue is latency too
-            deadline = time.monotonic() + 2.0  # some cameras need a moment for their first frame
-            while time.monotonic() < deadline:
-                ok, img = cap.read()
-                if ok and img is not None and img.size:
-                    return cap, img
-                time.sleep(0.05)
-            cap.release()
-            raise DeviceError(f"{self.name}: opened but delivers no frames: it is probably in use by "
-                              "another program (close the meeting app or browser tab using it) or not a "
-                              "capture device")
-        raise DeviceError(f"{self.name}: cannot open (no such camera, or in use by another program); "
-                          f"{_camera_fix()}")
-
-    @staticmethod
-    def _rgb(img: np.ndarray) -> np.ndarray:
-        if img.ndim == 2:
-            return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
-        if img.shape[2] == 4:
-            return cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
-        return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-
-    def read(self, stop: threading.Event) -> Frame | None:
-        if self._first is not None:
-            img, self._first = self._first, None
-            return Frame(image=self._rgb(img), index=0, captured_at=time.monotonic())
-        since = time.monotonic()
-        while not stop.is_set():
-            ok, img = self._cap.read()
-            now = time.monotonic()
-            if ok and img is not None and img.size:
-                if img.shape[:2] != (self.height, self.width):
-                    img = cv2.resize(img, (self.width, self.height), interpolation=cv2.INTER_AREA)
-                return Frame(image=self._rgb(img), index=0, captured_at=now)
-            if now - since > self.MAX_SILENCE:
-                raise DeviceError(f"{self.name}: stopped delivering frames (unplugged, or taken by another "
-                                  "program?)")
-            stop.wait(0.02)
-        return None
-
-    def close(self) -> None:
-        self._cap.release()
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """``"1280x720"`` -> ``(1280, 720)``; ValueError otherwise."""
-    w, sep, h = text.lower().partition("x")
-    if not sep or not w.isdigit() or not h.isdigit() or int(w) < 16 or int(h) < 16:
-        raise ValueError(f"size must be WIDTHxHEIGHT like 1280x720, got {text!r}")
-    return int(w), int(h)
-
-
-def open_source(spec: str, *, size: tuple[int, int] | None = None, fps: float | None = None,
-                loop: bool = False) -> LiveSource:
-    """``--camera``: an index (``0``), a device (``/dev/video2``) or a video file (the stand-in camera)."""
-    if spec.isdigit():
-        return CameraSource(int(spec), size=size, fps=fps)
-    p = Path(spec)
-    if p.is_file():
-        return StandInCamera(p, loop=loop, fps=fps, size=size)
-    if spec.startswith("/dev/") or (p.exists() and not p.is_dir()):
-        return CameraSource(spec, size=size, fps=fps)
-    if p.is_dir():
-        raise InputError(f"{p}: is a directory, not a camera or a video file")
-    if p.suffix.lower() in VIDEO_SUFFIXES:
-        raise InputError(f"{p}: no such file")
-    raise DeviceError(f"{spec}: no such camera or video file; pass a camera index (0, 1, ...), "
-                      "a device such as /dev/video0, or a video file")
-
-
-# -- the session ----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -551,10 +276,6 @@ class LiveSession:
         self._detect_error: str | None = None
         self._error: BaseException | None = None
         self._started = 0.0
-        # The output loop's own copy of the newest result's tracker, advanced frame by frame.
-        self._work: Tracker | None = None
-        self._work_of: _Result | None = None
-        self._work_time = 0.0
 
     # -- threads ----------------------------------------------------------------------------------
     def _fail(self, e: BaseException) -> None:
@@ -650,14 +371,9 @@ class LiveSession:
         return None, result, age
 
     def _regions(self, frame: Frame, result: _Result) -> tuple[Region, ...]:
-        if self._work_of is not result:
-            self._work = copy.deepcopy(result.tracker)
-            self._work_of, self._work_time = result, result.time
-        assert self._work is not None and frame.captured_at is not None
+        assert frame.captured_at is not None
         # A result newer than this frame (the output lagged): never ask the tracker to rewind.
-        t = max(frame.captured_at, self._work_time)
-        self._work_time = t
-        tracks = self._work.update(None, t)
+        tracks = result.tracker.predict(max(frame.captured_at, result.time))
         bounds = Box(0, 0, frame.width, frame.height)
         return tuple(Region(trk.box, "detection" if trk.matched else "prediction", trk.id, trk.score)
                      for trk in tracks if trk.box.intersection(bounds) > 0)
@@ -736,217 +452,3 @@ class LiveSession:
         if self._error is not None:
             raise self._error
         return self.stats
-
-
-# -- sinks ----------------------------------------------------------------------------------------
-
-
-def _check(frame: Frame) -> None:
-    if not frame.protected:
-        raise UnprotectedFrameError(f"frame {frame.index} reached the sink unprotected")
-
-
-_END = object()
-
-
-class RecordSink:
-    """Records protected live frames to a video file, encoding on its own thread.
-
-    Uses :class:`~streamguard.sinks.VideoFileSink` (temporary name, renamed by ``close``), with
-    each frame's capture time as its timestamp. When the encoder falls behind, frames are
-    dropped from the recording (counted in :attr:`dropped`) rather than delaying the live picture.
-    """
-
-    def __init__(self, path: str | os.PathLike[str], width: int, height: int, fps: float,
-                 encode: EncodeConfig | None = None, *, overwrite: bool = False,
-                 queue_size: int = 15) -> None:
-        info = VideoInfo(path=Path(path), width=width, height=height,
-                         fps=Fraction(fps).limit_denominator(1001), time_base=TIME_BASE, frames=None,
-                         duration=None, codec="rawvideo", audio_streams=0)
-        # Nothing to copy metadata from: a camera has no container.
-        encode = replace(encode or EncodeConfig(preset=RECORD_PRESET), keep_metadata=False)
-        self._sink = VideoFileSink(path, info, encode, overwrite=overwrite, copy_audio=False)
-        self.path = self._sink.path
-        self.dropped = 0
-        self._q: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
-        self._error: BaseException | None = None
-        self._last_pts: int | None = None
-        self._closed = False
-        self._thread = threading.Thread(target=self._run, name="streamguard-live-record", daemon=True)
-        self._thread.start()
-
-    @property
-    def frames(self) -> int:
-        return self._sink.frames
-
-    def write(self, frame: Frame) -> None:
-        _check(frame)
-        if self._error is not None:
-            raise self._error
-        try:
-            self._q.put_nowait(frame)
-        except queue.Full:
-            self.dropped += 1
-
-    def _run(self) -> None:
-        while True:
-            frame = self._q.get()
-            if frame is _END:
-                return
-            if self._error is not None:
-                continue
-            # Two frames read in the same tick must still get increasing timestamps.
-            if self._last_pts is not None and frame.pts is not None and frame.pts <= self._last_pts:
-                frame.pts = self._last_pts + 1
-            self._last_pts = frame.pts
-            try:
-                self._sink.write(frame)
-            except BaseException as e:  # noqa: BLE001 - raised in the writer's thread on next write/close
-                self._error = e
-
-    def close(self, success: bool = True) -> Path | None:
-        """Finish and move the file into place (``success``), or remove it. Idempotent."""
-        if not self._closed:
-            self._closed = True
-            self._q.put(_END)
-            self._thread.join()
-        if self._error is not None:
-            self._sink.close(success=False)
-            raise self._error
-        return self._sink.close(success=success)
-
-
-def _virtual_cam_fix() -> str:
-    if sys.platform.startswith("linux"):
-        return ("load the v4l2loopback module: sudo modprobe v4l2loopback devices=1 exclusive_caps=1 "
-                "(package v4l2loopback-dkms)")
-    return "install OBS Studio 28 or newer and start its Virtual Camera once"
-
-
-class VirtualCamSink:
-    """Protected frames to a virtual camera that meeting apps can pick (via ``pyvirtualcam``)."""
-
-    def __init__(self, width: int, height: int, fps: float, device: str | None = None) -> None:
-        try:
-            import pyvirtualcam
-        except ImportError as e:
-            raise DeviceError("virtual camera: pyvirtualcam is not installed; install it with "
-                              f"pip install 'streamguard[live]', then {_virtual_cam_fix()}") from e
-        try:
-            self._cam = pyvirtualcam.Camera(width, height, fps, fmt=pyvirtualcam.PixelFormat.RGB,
-                                            device=device, print_fps=False)
-        except Exception as e:  # RuntimeError for every missing/broken backend
-            why = str(e).split(". ")[0].replace("'v4l2loopback' backend: ", "")
-            raise DeviceError(f"virtual camera: {why}; {_virtual_cam_fix()}") from e
-        self.device = str(self._cam.device)
-        self.width, self.height = width, height
-
-    def write(self, frame: Frame) -> None:
-        _check(frame)
-        self._cam.send(np.ascontiguousarray(frame.image))
-
-    def close(self, success: bool = True) -> None:
-        cam, self._cam = getattr(self, "_cam", None), None
-        if cam is None:
-            return
-        try:
-            # A virtual camera may keep showing the last frame after we stop: make it say so.
-            last = np.zeros((self.height, self.width, 3), np.uint8)
-            draw_notice(last, "streamguard stopped")
-            cam.send(last)
-        finally:
-            cam.close()
-
-
-class PreviewWindow:
-    """An OpenCV window showing the protected picture with fps, latency and face count.
-
-    ``q``/Esc or closing the window set ``stop``; ``b`` toggles the covered regions' outlines.
-    Call :meth:`write` from the main thread (macOS draws windows there only).
-    """
-
-    QUIT_KEYS = (ord("q"), ord("Q"), 27)
-    OUTLINE_KEYS = (ord("b"), ord("B"))
-
-    def __init__(self, stop: threading.Event, title: str = "streamguard live", *, margin: float = 0.5,
-                 outlines: bool = False) -> None:
-        self.stop = stop
-        self.title = title
-        self.margin = margin
-        self.outlines = outlines
-        self.quit_reason: str | None = None
-        self._opened = False
-        self._shown: deque[float] = deque(maxlen=31)
-
-    @staticmethod
-    def check_display() -> None:
-        """Raise :class:`DeviceError` where no window can open (Qt would abort the process)."""
-        if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or
-                                                     os.environ.get("WAYLAND_DISPLAY")):
-            raise DeviceError("--preview: no display (DISPLAY is not set); run it in a desktop session, "
-                              "or use --virtual-cam / --record")
-
-    def _hud(self, image: np.ndarray, frame: Frame) -> None:
-        now = time.monotonic()
-        self._shown.append(now)
-        span = self._shown[-1] - self._shown[0]
-        fps = (len(self._shown) - 1) / span if span > 0 else 0.0
-        latency = (now - frame.captured_at) * 1000 if frame.captured_at is not None else 0.0
-        faces = sum(1 for r in frame.regions if r.source != "curtain")
-        lines = [f"{fps:4.1f} fps  {latency:3.0f} ms  {faces} face(s)"]
-        lines.append(f"HIDDEN: {frame.notes[-1]}" if frame.notes else "faces covered")
-        scale = max(0.4, image.shape[1] / 1600)
-        y = 0
-        for i, text in enumerate(lines):
-            (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
-            y += th + base + 6
-            image[y - th - base - 6:y, 0:tw + 12] //= 3
-            colour = (255, 90, 90) if i == 1 and frame.notes else (255, 255, 255)
-            cv2.putText(image, text, (6, y - base - 3), cv2.FONT_HERSHEY_SIMPLEX, scale, colour, 1,
-                        cv2.LINE_AA)
-
-    def write(self, frame: Frame) -> None:
-        _check(frame)
-        if self.quit_reason is not None:
-            return  # never reopen a window the user closed
-        image = frame.image.copy()  # outlines and the HUD are for the preview only
-        if self.outlines:
-            for r in frame.regions:
-                if r.source != "curtain":
-                    draw_outline(image, r, self.margin)
-        self._hud(image, frame)
-        if not self._opened:
-            cv2.namedWindow(self.title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO)
-            self._opened = True
-        cv2.imshow(self.title, cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-        self.handle_key(cv2.waitKey(1))
-        if self.quit_reason is None and self._closed():
-            self.quit("window closed")
-
-    def handle_key(self, key: int) -> None:
-        if key < 0:
-            return
-        key &= 0xFF
-        if key in self.QUIT_KEYS:
-            self.quit("key pressed")
-        elif key in self.OUTLINE_KEYS:
-            self.outlines = not self.outlines
-
-    def _closed(self) -> bool:
-        try:
-            return cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1
-        except cv2.error:
-            return True  # the window no longer exists
-
-    def quit(self, reason: str) -> None:
-        self.quit_reason = reason
-        self.stop.set()
-
-    def close(self, success: bool = True) -> None:
-        if self._opened:
-            self._opened = False
-            try:
-                cv2.destroyWindow(self.title)
-                cv2.waitKey(1)  # let the GUI loop actually take it down
-            except cv2.error:
-                pass

@@ -19,22 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from .api import VIDEO_SUFFIXES
+from .cameras import StandInCamera, open_source, parse_size
 from .cli import EXIT_OK, UsageError, add_anonymize_options, config_from_args, signals_to_stop
 from .config import Config
 from .errors import StreamguardError
-from .live import (
-    LIVE_DETECT,
-    MAX_DETECT_AGE,
-    RECORD_PRESET,
-    LiveSession,
-    LiveStats,
-    PreviewWindow,
-    RecordSink,
-    StandInCamera,
-    VirtualCamSink,
-    open_source,
-    parse_size,
-)
+from .live import LIVE_DETECT, MAX_DETECT_AGE, LiveSession, LiveStats
+from .live_sinks import RECORD_PRESET, PreviewWindow, RecordSink, VirtualCamSink
 
 __all__ = ["main", "build_parser"]
 

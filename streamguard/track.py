@@ -63,6 +63,22 @@ def _to_near_edges(b: Box, width: int, height: int) -> Box:
                max(b.y2, height) if height - b.y2 < b.height else b.y2)
 
 
+def _motion(x: np.ndarray, dt: float) -> tuple[np.ndarray, np.ndarray]:
+    """Transition matrix F and process noise Q of a constant-velocity step of ``dt`` seconds from ``x``."""
+    f = np.eye(8)
+    f[range(4), range(4, 8)] = dt
+    w, h = x[2, 0], x[3, 0]
+    # Continuous white-noise acceleration, scaled with the box: big faces move more pixels.
+    a = np.square([_ACCEL_STD * w, _ACCEL_STD * h, _SIZE_ACCEL_STD * w, _SIZE_ACCEL_STD * h])
+    pv = np.diag(a * dt**2 / 2)
+    return f, np.block([[np.diag(a * dt**3 / 3), pv], [pv, np.diag(a * dt)]])
+
+
+def _position_std(p: np.ndarray) -> list[float]:
+    """Standard deviations of cx, cy, w, h from the state covariance ``p``."""
+    return [float(v) for v in np.sqrt(np.maximum(np.diag(p)[:4], 0.0))]
+
+
 @dataclass(frozen=True, slots=True)
 class Track:
     """Snapshot of one track after an update. ``box`` is the face box to cover on this frame."""
@@ -102,15 +118,22 @@ class _Filter:
     def predict(self, dt: float) -> None:
         if dt <= 0:
             return
-        f = np.eye(8)
-        f[range(4), range(4, 8)] = dt
-        w, h = self.kf.x[2, 0], self.kf.x[3, 0]
-        # Continuous white-noise acceleration, scaled with the box: big faces move more pixels.
-        a = np.square([_ACCEL_STD * w, _ACCEL_STD * h, _SIZE_ACCEL_STD * w, _SIZE_ACCEL_STD * h])
-        pv = np.diag(a * dt**2 / 2)
-        self.kf.predict(F=f, Q=np.block([[np.diag(a * dt**3 / 3), pv], [pv, np.diag(a * dt)]]))
+        f, q = _motion(self.kf.x, dt)
+        self.kf.predict(F=f, Q=q)
         self.kf.x[2:4, 0] = np.maximum(self.kf.x[2:4, 0], 1.0)
         self.matched = False
+
+    def forecast(self, dt: float, time: float) -> Track:
+        """The snapshot ``predict(dt)`` and ``cover(time)`` would give, leaving this filter as it
+        is: the same arithmetic (as :meth:`KalmanFilter.predict` does it) on new x and P arrays."""
+        x, p, matched = self.kf.x, self.kf.P, self.matched
+        if dt > 0:
+            f, q = _motion(x, dt)
+            x, p = np.dot(f, x), np.dot(np.dot(f, p), f.T) + q
+            x[2:4, 0] = np.maximum(x[2:4, 0], 1.0)
+            matched = False
+        box = self._cover_box(x, p, matched, time)
+        return self._snapshot(time, box, x, matched)
 
     def update(self, det: Detection, time: float) -> None:
         w, h = max(det.box.width, 1.0), max(det.box.height, 1.0)
@@ -128,21 +151,28 @@ class _Filter:
 
     def position_std(self) -> list[float]:
         """Standard deviations of cx, cy, w, h."""
-        return [float(v) for v in np.sqrt(np.maximum(np.diag(self.kf.P)[:4], 0.0))]
+        return _position_std(self.kf.P)
 
     def cover(self, time: float) -> Box:
         """The box to cover this frame; remembers it so the next one does not shrink abruptly."""
-        cx, cy, w, h = (float(v) for v in self.kf.x[:4, 0])
+        box = self._cover_box(self.kf.x, self.kf.P, self.matched, time)
         if self.matched:
+            self.size = (box.width, box.height)
+        self.box = box
+        return box
+
+    def _cover_box(self, x: np.ndarray, p: np.ndarray, matched: bool, time: float) -> Box:
+        """The box :meth:`cover` would set for state ``x`` with covariance ``p``."""
+        cx, cy, w, h = (float(v) for v in x[:4, 0])
+        if matched:
             # Smoothed size, at most 10% below the last matched frame's (not a coasting box's:
             # once the face is found again the blur returns to it), never less than the detection.
             w, h = max(w, _SHRINK * self.size[0]), max(h, _SHRINK * self.size[1])
             box = _union(Box.from_center(cx, cy, w, h), self.det_box)
-            self.size = (box.width, box.height)
         else:
             # Grow with the filter's uncertainty and keep the last seen box: a head that stopped,
             # turned or kept going all stay inside.
-            sx, sy, sw, sh = self.position_std()
+            sx, sy, sw, sh = _position_std(p)
             # A track seen once has no velocity yet and a huge variance: cap its growth at what
             # a fast head could do, so a one-off false detection does not blur the whole frame.
             # Scaled by the larger side: a face entering through the frame edge has a narrow,
@@ -151,15 +181,17 @@ class _Filter:
             hw = w / 2 + min(_K_SIGMA * (sx + sw / 2), cap)
             hh = h / 2 + min(_K_SIGMA * (sy + sh / 2), cap)
             box = _union(Box(cx - hw, cy - hh, cx + hw, cy + hh), self.det_box)
-        self.box = box
         return box
 
     def snapshot(self, time: float) -> Track:
+        return self._snapshot(time, self.box, self.kf.x, self.matched)
+
+    def _snapshot(self, time: float, box: Box, x: np.ndarray, matched: bool) -> Track:
         state: TrackState = "confirmed" if self.hits >= _CONFIRM_HITS else "tentative"
         state = "coasting" if self.misses else state
-        vx, vy = float(self.kf.x[4, 0]), float(self.kf.x[5, 0])
-        return Track(self.id, self.box, state, self.hits, max(0.0, time - self.last_hit),
-                     self.score, self.matched, (vx, vy), self.prev_hit, self.prev_box)
+        vx, vy = float(x[4, 0]), float(x[5, 0])
+        return Track(self.id, box, state, self.hits, max(0.0, time - self.last_hit),
+                     self.score, matched, (vx, vy), self.prev_hit, self.prev_box)
 
 
 class Tracker:
@@ -218,6 +250,20 @@ class Tracker:
         for trk in self._tracks:
             trk.cover(time)
         return [trk.snapshot(time) for trk in self._tracks]
+
+    def predict(self, time: float) -> list[Track]:
+        """The tracks as ``update(None, time)`` would return them, leaving the tracker unchanged.
+
+        For covering frames at times after the last update (e.g. live output frames between
+        detections) from one tracker state. A ``time`` before the last update gives the tracks
+        as of that update, as :meth:`update` holds rather than rewinds.
+        """
+        if not math.isfinite(time):
+            raise ValueError(f"time must be finite, got {time!r}")
+        if self._time is not None and time < self._time:
+            time = self._time
+        dt = 0.0 if self._time is None else time - self._time
+        return [trk.forecast(dt, time) for trk in self._tracks if time - trk.last_hit <= self.hold + _EPS]
 
     def _match(self, dets: list[Detection], time: float) -> list[tuple[int, int]]:
         if not self._tracks or not dets:

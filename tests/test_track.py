@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import math
@@ -341,6 +342,42 @@ def test_two_faces_keep_their_own_tracks() -> None:
         ids |= {t.id for t in tracks}
         assert len(tracks) == 2
     assert len(ids) == 2
+
+
+def test_predict_equals_updating_a_copy_and_leaves_the_tracker_unchanged() -> None:
+    rng = np.random.default_rng(3)
+    tracker = Tracker(hold=0.5)
+    assert tracker.predict(1.0) == []
+    checked = 0
+    for i in range(24):
+        t = i / 30
+        grow = 40 + 2.5 * i  # a face walking up to the camera: the box size has a velocity too
+        faces = [Box.from_xywh(30 + 7 * i, 40, grow, grow), Box.from_xywh(250 - 4 * i, 60 + 3 * i, 36, 36)]
+        if i == 2:
+            faces.append(Box.from_xywh(200, 180, 30, 30))  # seen once: coasts, then expires
+        dets: list[Detection] | None = [
+            Detection(Box(*(np.array([b.x1, b.y1, b.x2, b.y2]) + rng.normal(0, 1.0, 4))), 0.9) for b in faces
+        ]
+        if i % 4 == 3:
+            dets = None  # the detector did not run
+        elif 10 <= i < 14:
+            dets = dets[1:]  # the first face missed: its track coasts
+        tracker.update(dets, t)
+        if i % 3:
+            continue
+        # Matched on this frame (dt = 0), coasting, a while later, past the hold, and a time before
+        # the last update (held, not rewound).
+        for later in (t, t + 1 / 30, t + 0.1, t + 0.35, t + 0.6, t - 0.05):
+            before = copy.deepcopy(tracker)
+            predicted = tracker.predict(later)
+            assert predicted == copy.deepcopy(tracker).update(None, later), (i, later)
+            checked += len(predicted)
+            # The tracker itself did not move: it continues exactly as an untouched copy does.
+            assert tracker.predict(later) == predicted
+            assert copy.deepcopy(tracker).update(dets, t + 1 / 30) == before.update(dets, t + 1 / 30)
+    assert checked > 50
+    with pytest.raises(ValueError, match="time"):
+        tracker.predict(math.inf)
 
 
 def test_track_records_are_immutable() -> None:
