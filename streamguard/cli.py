@@ -40,7 +40,7 @@ log = logging.getLogger("streamguard")
 _DEFAULTS = Config()
 
 
-def _float_type(low: float, high: float = float("inf"), *, low_open: bool = False) -> Callable[[str], float]:
+def float_option(low: float, high: float = float("inf"), *, low_open: bool = False) -> Callable[[str], float]:
     """An argparse type for a number in [low, high) (or (low, high) with ``low_open``)."""
 
     def parse(text: str) -> float:
@@ -53,9 +53,9 @@ def _float_type(low: float, high: float = float("inf"), *, low_open: bool = Fals
     return parse
 
 
-_positive_float = _float_type(0.0, low_open=True)
-_non_negative_float = _float_type(0.0)
-_unit_float = _float_type(0.0, 1.0, low_open=True)
+positive_float = float_option(0.0, low_open=True)
+_non_negative_float = float_option(0.0)
+_unit_float = float_option(0.0, 1.0, low_open=True)
 
 
 def add_anonymize_options(p: argparse.ArgumentParser) -> None:
@@ -66,7 +66,7 @@ def add_anonymize_options(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--strength",
-        type=_positive_float,
+        type=positive_float,
         default=1.0,
         help="blur/pixelation strength, relative to face size",
     )

@@ -20,7 +20,14 @@ from typing import Any
 
 from .api import VIDEO_SUFFIXES
 from .cameras import StandInCamera, open_source, parse_size
-from .cli import EXIT_OK, UsageError, add_anonymize_options, config_from_args, signals_to_stop
+from .cli import (
+    EXIT_OK,
+    UsageError,
+    add_anonymize_options,
+    config_from_args,
+    positive_float,
+    signals_to_stop,
+)
 from .config import Config
 from .errors import StreamguardError
 from .live import LIVE_DETECT, MAX_DETECT_AGE, LiveSession, LiveStats
@@ -36,13 +43,6 @@ def _size(text: str) -> tuple[int, int]:
         return parse_size(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from e
-
-
-def _positive(text: str) -> float:
-    v = float(text)
-    if not v > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return v
 
 
 def _set_default(p: argparse.ArgumentParser, dest: str, value: Any, help_text: str) -> None:
@@ -66,7 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--size", type=_size, metavar="WxH",
                    help="capture size, e.g. 1280x720; the camera must support it (default: ask for "
                    "1280x720, take what it offers)")
-    c.add_argument("--fps", type=_positive, help="capture frame rate (default: the camera's, or the file's)")
+    c.add_argument(
+        "--fps", type=positive_float, help="capture frame rate (default: the camera's, or the file's)"
+    )
     c.add_argument("--loop", action="store_true", help="with a video file: start over at the end")
     o = p.add_argument_group("output (at least one)")
     o.add_argument("--preview", action="store_true",
@@ -79,9 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--record", type=Path, metavar="OUT.mp4", help="also record the anonymized picture")
     o.add_argument("--overwrite", action="store_true", help="replace the --record file if it exists")
     r = p.add_argument_group("run")
-    r.add_argument("--duration", type=_positive, metavar="S", help="stop after S seconds (default: until "
-                   "Ctrl-C or the preview is closed)")
-    r.add_argument("--max-detect-age", type=_positive, default=MAX_DETECT_AGE, metavar="S",
+    r.add_argument("--duration", type=positive_float, metavar="S",
+                   help="stop after S seconds (default: until Ctrl-C or the preview is closed)")
+    r.add_argument("--max-detect-age", type=positive_float, default=MAX_DETECT_AGE, metavar="S",
                    help="hide the whole picture when face detection has delivered nothing for S seconds "
                    f"(default {MAX_DETECT_AGE})")
     add_anonymize_options(p)
