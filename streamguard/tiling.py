@@ -44,7 +44,9 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import cv2
@@ -225,14 +227,20 @@ class TiledDetector:
     """
 
     def __init__(self, preset: str | Preset = "balanced", *, min_face: int | None = None,
-                 threshold: float = 0.3) -> None:
+                 threshold: float = 0.3, workers: int | None = None) -> None:
         self.preset = PRESETS[preset] if isinstance(preset, str) else preset
         self.min_face = min_face
         self.threshold = threshold
-        self._models: dict[str, BlazeFaceDetector] = {}
+        # Model calls release the GIL, so tiles run on ``workers`` threads, each with its own
+        # pair of models (a MediaPipe graph takes one frame at a time). Measured on 2 cores:
+        # a 1080p balanced sweep 751 -> 404 ms with 2 workers.
+        self.workers = max(1, workers if workers is not None else min(2, os.cpu_count() or 1))
+        self._models: list[dict[str, BlazeFaceDetector]] = [{} for _ in range(self.workers)]
+        self._pool: ThreadPoolExecutor | None = None
         self._plans: dict[tuple[int, int], list[Level]] = {}
-        for name in ("full", "short"):  # load both now: a bad install should fail at start-up
-            self._model(name)
+        for w in range(self.workers):  # load them now: a bad install should fail at start-up
+            for name in ("full", "short"):
+                self._model(name, w)
 
     def face_range(self, width: int, height: int) -> float:
         """Smallest face (frame px) the plan for this frame size is built to find."""
@@ -325,34 +333,22 @@ class TiledDetector:
         for t in chosen:
             by_level.setdefault(t.level, []).append(t)
         pyramid = [image]  # the frame halved again and again, shared by the levels
-        found: list[tuple[Detection, bool]] = []
-        models: list[tuple[Box, str]] = []  # which model saw each box: the other one re-checks it
+        jobs: list[tuple[Level, np.ndarray, np.ndarray, list[Tile]]] = []
         for i, lv_tiles in sorted(by_level.items()):
             lv = levels[i]
             m, canvas = self._canvas(pyramid, lv)
-            inv = cv2.invertAffineTransform(m)
-            model = self._model(lv.model)
-            for t in lv_tiles:
-                crop = canvas[t.y:t.y + lv.size, t.x:t.x + lv.size]
-                if crop.shape[:2] != (lv.size, lv.size):
-                    # Short levels: pad to a full square so the model sees the level's scale.
-                    crop = cv2.copyMakeBorder(crop, 0, lv.size - crop.shape[0], 0, lv.size - crop.shape[1],
-                                              cv2.BORDER_CONSTANT, value=(0, 0, 0))
-                for det, roll in model.detect_rolled(np.ascontiguousarray(crop)):
-                    box, score = det.box, det.score
-                    if box.height > 2 * lv.max_face * lv.scale:
-                        # A face this big is a coarser level's job; the short-range model on a
-                        # small tile calls big blurred blobs faces (0.5-0.7).
-                        continue
-                    b = box.shifted(t.x, t.y)
-                    cx, cy = inv[:, :2] @ b.center + inv[:, 2]
-                    f = 1.0 / lv.scale
-                    raw = _rolled_box(cx, cy, b.width * f, b.height * f, roll + lv.angle)
-                    fb = raw.clipped(w, h)
-                    # Mostly outside the frame: a reflection in the mirrored border.
-                    if fb.area >= 0.3 * raw.area:
-                        found.append((Detection(fb, score), self._touches_inner_edge(b, t, lv)))
-                        models.append((fb, lv.model))
+            jobs.append((lv, canvas, cv2.invertAffineTransform(m), lv_tiles))
+        # Interleave every level's tiles over the workers so each gets a fair share.
+        work = [(lv, canvas, inv, t) for lv, canvas, inv, lv_tiles in jobs for t in lv_tiles]
+        if self.workers > 1 and len(work) > 1:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="tiled-detector")
+            parts = list(self._pool.map(lambda k: self._run_tiles(work[k :: self.workers], k, w, h),
+                                        range(self.workers)))
+        else:
+            parts = [self._run_tiles(work, 0, w, h)]
+        found = [f for part in parts for f, _ in part]
+        models = [(f[0].box, name) for part in parts for f, name in part]  # the other model re-checks
         out = []
         for d in fuse(found):
             if d.score < VERIFY_BELOW and d.box.height >= max(VERIFY_MIN_FACE, 0.04 * min(w, h)):
@@ -360,6 +356,32 @@ class TiledDetector:
                 if not self.verify(image, d.box, "full" if seen == {"short"} else "short"):
                     continue
             out.append(d)
+        return out
+
+    def _run_tiles(self, work: list[tuple[Level, np.ndarray, np.ndarray, Tile]], worker: int, w: int,
+                   h: int) -> list[tuple[tuple[Detection, bool], str]]:
+        """Model calls for ``work`` on worker ``worker``'s models; boxes in frame pixels."""
+        out = []
+        for lv, canvas, inv, t in work:
+            crop = canvas[t.y:t.y + lv.size, t.x:t.x + lv.size]
+            if crop.shape[:2] != (lv.size, lv.size):
+                # Short levels: pad to a full square so the model sees the level's scale.
+                crop = cv2.copyMakeBorder(crop, 0, lv.size - crop.shape[0], 0, lv.size - crop.shape[1],
+                                          cv2.BORDER_CONSTANT, value=(0, 0, 0))
+            for det, roll in self._model(lv.model, worker).detect_rolled(np.ascontiguousarray(crop)):
+                box, score = det.box, det.score
+                if box.height > 2 * lv.max_face * lv.scale:
+                    # A face this big is a coarser level's job; the short-range model on a
+                    # small tile calls big blurred blobs faces (0.5-0.7).
+                    continue
+                b = box.shifted(t.x, t.y)
+                cx, cy = inv[:, :2] @ b.center + inv[:, 2]
+                f = 1.0 / lv.scale
+                raw = _rolled_box(cx, cy, b.width * f, b.height * f, roll + lv.angle)
+                fb = raw.clipped(w, h)
+                # Mostly outside the frame: a reflection in the mirrored border.
+                if fb.area >= 0.3 * raw.area:
+                    out.append(((Detection(fb, score), self._touches_inner_edge(b, t, lv)), lv.model))
         return out
 
     def verify(self, image: np.ndarray, box: Box, model: str = "short") -> bool:
@@ -385,10 +407,11 @@ class TiledDetector:
         log.debug("dropped unconfirmed box %s", box)
         return False
 
-    def _model(self, name: str) -> BlazeFaceDetector:
-        if name not in self._models:
-            self._models[name] = BlazeFaceDetector(threshold=self.threshold, model=name)
-        return self._models[name]
+    def _model(self, name: str, worker: int = 0) -> BlazeFaceDetector:
+        models = self._models[worker]
+        if name not in models:
+            models[name] = BlazeFaceDetector(threshold=self.threshold, model=name)
+        return models[name]
 
     @staticmethod
     def _touches_inner_edge(b: Box, t: Tile, lv: Level) -> bool:
@@ -425,9 +448,13 @@ class TiledDetector:
         return m, cv2.warpAffine(small, mm, (cw, ch), flags=cv2.INTER_LINEAR, borderMode=border)
 
     def close(self) -> None:
-        for model in self._models.values():
-            model.close()
-        self._models.clear()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        for models in self._models:
+            for model in models.values():
+                model.close()
+            models.clear()
 
     def __enter__(self) -> TiledDetector:
         return self
