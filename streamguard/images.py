@@ -20,7 +20,7 @@ from .errors import InputError, OutputError, existing_file
 
 __all__ = ["IMAGE_SUFFIXES", "LoadedImage", "load_image", "save_image"]
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
 
 #: Pillow format names per output suffix.
 _FORMATS = {
@@ -31,6 +31,7 @@ _FORMATS = {
     ".bmp": "BMP",
     ".tif": "TIFF",
     ".tiff": "TIFF",
+    ".gif": "GIF",
 }
 #: Refuse pictures above this many pixels (a decompression bomb guard; 400 Mpx).
 MAX_IMAGE_PIXELS = 400_000_000
@@ -68,6 +69,11 @@ def load_image(path: str | os.PathLike[str]) -> LoadedImage:
                 if im.width * im.height > MAX_IMAGE_PIXELS:
                     raise InputError(f"{p}: image is {im.width}x{im.height}, too large")
                 frames = getattr(im, "n_frames", 1)
+                if frames > 1 and im.format == "GIF":
+                    # Its frames are the content: writing only the first would be a broken result.
+                    raise InputError(
+                        f"{p}: animated GIF ({frames} frames) is not supported; convert it to a video first"
+                    )
                 icc = im.info.get("icc_profile")
                 im.load()
                 upright = ImageOps.exif_transpose(im)

@@ -16,7 +16,7 @@ import av
 import av.error
 
 from .config import EncodeConfig
-from .errors import OutputError
+from .errors import InputError, OutputError
 from .sources import VideoInfo, _why, open_input
 from .types import Frame
 
@@ -92,6 +92,7 @@ class _Passthrough:
     def __init__(
         self, input_path: Path, output: av.container.OutputContainer, keep_metadata: bool, label: Path
     ) -> None:
+        self._path = input_path
         self._container = open_input(input_path)
         self._map: dict[int, av.stream.Stream] = {}
         supported = output.supported_codecs
@@ -142,6 +143,11 @@ class _Passthrough:
             if pkt.dts is None:
                 # The demuxer's end-of-stream flush packets hold no data.
                 continue
+            if pkt.is_corrupt:
+                # Shorter than the index says: the input is cut off (e.g. mid-fragment).
+                raise InputError(
+                    f"{self._path}: file is truncated or damaged: incomplete {pkt.stream.type} packet"
+                )
             if seconds is not None and pkt.time_base is not None and float(pkt.dts * pkt.time_base) > seconds:
                 self._pending = pkt
                 return
@@ -190,6 +196,11 @@ class VideoFileSink:
         except av.error.FFmpegError as e:
             self._target.abort()
             raise OutputError(f"{self.path}: cannot create output: {_why(e)}") from e
+        except ValueError as e:
+            # PyAV: no container for this suffix, or one that cannot hold H.264 (e.g. .gif).
+            self._target.abort()
+            kind = self.path.suffix or "a file without suffix"
+            raise OutputError(f"{self.path}: cannot write a video as {kind}: {e}") from e
         except BaseException:
             self._target.abort()
             raise

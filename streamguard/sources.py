@@ -50,9 +50,14 @@ def open_input(path: str | os.PathLike[str]) -> av.container.InputContainer:
     """Open a media file for reading, with a one-line :class:`InputError` for every way it can fail."""
     p = existing_file(path, "media file")
     try:
-        return av.open(str(p), mode="r")
+        container = av.open(str(p), mode="r")
     except (av.error.FFmpegError, OSError, UnicodeDecodeError) as e:
         raise InputError(f"{p}: cannot open as media: {_why(e)}") from e
+    if container.format.name == "tty":
+        # libav renders any text file as an "ANSI art" video; nobody means that.
+        container.close()
+        raise InputError(f"{p}: cannot open as media: a text file, not a video")
+    return container
 
 
 def _video_stream(container: av.container.InputContainer, path: Path) -> av.video.stream.VideoStream:
@@ -61,6 +66,8 @@ def _video_stream(container: av.container.InputContainer, path: Path) -> av.vide
         if s.disposition & av.stream.Disposition.attached_pic:
             continue
         return s
+    if not container.streams:
+        raise InputError(f"{path}: no audio or video streams found: file is truncated or not media")
     raise InputError(f"{path}: no video stream")
 
 
@@ -124,33 +131,39 @@ class VideoFileSource:
         last_pts: int | None = None
         index = 0
         try:
-            for vf in self._container.decode(self._stream):
-                pts = vf.pts
-                if pts is None:
-                    # Raw streams (e.g. .h264) carry no timestamps: count frames at the nominal rate.
-                    pts = 0 if last_pts is None else last_pts + step
-                last_pts = pts
-                damaged = bool(vf.is_corrupt)
-                if damaged:
-                    self.damaged_frames += 1
-                yield Frame(
-                    image=vf.to_ndarray(format="rgb24"),
-                    index=index,
-                    pts=pts,
-                    time_base=tb,
-                    rotation=int(vf.rotation) % 360 if vf.rotation else 0,
-                    # Concealed decode errors: smeared blocks can hide a face from the
-                    # detector while still showing it, so such a frame is covered whole.
-                    damaged=damaged,
-                )
-                index += 1
+            for packet in self._container.demux(self._stream):
+                if packet.is_corrupt:
+                    # The demuxer read less than the index promised: a cut-off file.
+                    raise InputError(f"{self.path}: file is truncated or damaged: incomplete video packet")
+                for vf in packet.decode():
+                    pts = vf.pts
+                    if pts is None:
+                        # Raw streams (e.g. .h264) carry no timestamps: count frames at the nominal rate.
+                        pts = 0 if last_pts is None else last_pts + step
+                    last_pts = pts
+                    damaged = bool(vf.is_corrupt)
+                    if damaged:
+                        self.damaged_frames += 1
+                    yield Frame(
+                        image=vf.to_ndarray(format="rgb24"),
+                        index=index,
+                        pts=pts,
+                        time_base=tb,
+                        rotation=int(vf.rotation) % 360 if vf.rotation else 0,
+                        # Concealed decode errors: smeared blocks can hide a face from the
+                        # detector while still showing it, so such a frame is covered whole.
+                        damaged=damaged,
+                    )
+                    index += 1
         except (av.error.FFmpegError, OSError) as e:
             where = f" after frame {index}" if index else ""
             raise InputError(f"{self.path}: cannot decode video{where}: {_why(e)}") from e
         if index == 0:
             raise InputError(f"{self.path}: video stream has no frames")
         declared = self._stream.frames
-        if declared and index < declared * 0.98:
+        # One frame of slack: AVI indexes count empty "drop frame" chunks the demuxer skips. A file
+        # cut inside its last packet is caught above (the demuxer flags the short packet).
+        if declared and index < declared * 0.98 - 1:
             # libav stops quietly at a cut-off mdat; the index said how much there should be.
             raise InputError(
                 f"{self.path}: file is truncated or damaged: decoded {index} of {declared} frames"
