@@ -44,7 +44,8 @@ from .anonymize import Anonymizer, curtain
 from .cameras import LiveSource
 from .config import Config, DetectConfig
 from .detect import FaceDetector, create_detector, detect_upright
-from .track import SceneCutDetector, Tracker
+from .scenecut import SceneCutDetector
+from .track import Tracker
 from .types import Box, Frame, Region
 
 __all__ = [

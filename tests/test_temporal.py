@@ -18,7 +18,7 @@ import pytest
 from streamguard import Config, TrackConfig, anonymize_video, synth
 from streamguard.anonymize import head_box
 from streamguard.detect import FaceDetector
-from streamguard.track import SceneCutDetector
+from streamguard.scenecut import SceneCutDetector
 from streamguard.types import Box, Detection
 
 from .pixels import assert_destroyed, crop, decode_rgb

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from streamguard.config import TrackConfig
-from streamguard.track import CUT_THRESHOLD, SceneCutDetector, Track, Tracker, TrackStage
+from streamguard.scenecut import CUT_THRESHOLD, SceneCutDetector
+from streamguard.track import Track, Tracker, TrackStage
 from streamguard.types import Box, Detection, Frame, Region
 
 W, H = 320, 240
