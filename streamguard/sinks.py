@@ -211,6 +211,11 @@ class VideoFileSink:
             # WebM holds only VP8/VP9/AV1; realtime VP9 keeps the cost near x264 veryfast.
             codec = "libvpx-vp9"
             options = {"crf": str(min(63, cfg.crf + 11)), "b": "0", "deadline": "realtime", "cpu-used": "8"}
+        elif self.path.suffix.lower() == ".avi":
+            # libav reads H.264 in AVI back one frame late (pts = dts + 1), so an AVI keeps
+            # AVI's own codec: MPEG-4 Part 2 at a quality scale mapped from the CRF.
+            codec = "mpeg4"
+            options = {"qscale": str(max(1, min(31, round(cfg.crf / 6))))}
         else:
             codec = "libx264"
             options = {"crf": str(cfg.crf), "preset": cfg.preset}

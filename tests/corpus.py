@@ -407,16 +407,8 @@ CASES: list[Case] = [
     Case("h264.mov", "ok", _video(audio=("pcm_s16le",))),
     Case("hevc.mp4", "ok", _video(codec="libx265", codec_options={"x265-params": "log-level=error"})),
     Case("vp9.webm", "ok", _video(codec="libvpx-vp9", audio=("libopus",))),
-    Case("mpeg4.avi", "ok", _video(codec="mpeg4", audio=("mp3",), codec_options={"qscale": "2"}),
-         xfail=(
-        "libav's AVI demuxer reads x264 output back one frame late (pts = dts + 1 even without "
-        "B-frames), so an .avi output's timestamps are shifted by one frame; not fixed"
-    )),
-    Case("mjpeg.avi", "ok", _video(codec="mjpeg", pix_fmt="yuvj420p", audio=("pcm_s16le",)),
-         xfail=(
-        "libav's AVI demuxer reads x264 output back one frame late (pts = dts + 1 even without "
-        "B-frames), so an .avi output's timestamps are shifted by one frame; not fixed"
-    )),
+    Case("mpeg4.avi", "ok", _video(codec="mpeg4", audio=("mp3",), codec_options={"qscale": "2"})),
+    Case("mjpeg.avi", "ok", _video(codec="mjpeg", pix_fmt="yuvj420p", audio=("pcm_s16le",))),
     Case("mjpeg.mkv", "ok", _video(codec="mjpeg", pix_fmt="yuvj420p", audio=("ac3",))),
     # images
     Case("exif_gps_thumb.jpg", "ok", make_exif_jpeg),
