@@ -148,3 +148,46 @@ def test_sample_media_is_bundled():
     here = Path(__file__).resolve().parent.parent / "sample_media"
     assert (here / "sample.mp4").stat().st_size < 3_000_000
     assert (here / "sample.json").exists()
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg CLI needed to make a subtitled file")
+def test_subtitles_copied_where_the_container_allows(face_clip, workdir, detector):
+    src, _ = face_clip
+    srt = workdir / "subs.srt"
+    srt.write_text("1\n00:00:00,100 --> 00:00:00,900\nHello there\n\n2\n00:00:01,000 --> 00:00:01,400\nBye\n")
+    subbed = workdir / "subbed.mkv"
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-i",
+            str(src),
+            "-i",
+            str(srt),
+            "-map",
+            "0",
+            "-map",
+            "1",
+            "-c",
+            "copy",
+            "-c:s",
+            "srt",
+            str(subbed),
+        ],
+        check=True,
+    )
+    out = workdir / "out.mkv"
+    anonymize_video(subbed, out, detector=detector)
+
+    def subtitle_packets(path: Path) -> list[tuple[float, bytes]]:
+        with av.open(str(path)) as c:
+            return [
+                (float(p.pts * p.time_base), bytes(p))
+                for p in c.demux(c.streams.subtitles)
+                if p.dts is not None
+            ]
+
+    assert len(subtitle_packets(subbed)) == 2
+    assert subtitle_packets(out) == subtitle_packets(subbed)
+    assert audio_packets(out) == audio_packets(subbed)
