@@ -144,3 +144,24 @@ def test_signal_mid_run_cleans_up(workdir, sig, code):
     assert proc.returncode == code, err
     assert "interrupted" in err and "Traceback" not in err
     assert sorted(p.name for p in workdir.iterdir()) == ["long.mp4"]
+
+
+def test_disk_full_gives_one_line_and_no_file(workdir, face_clip):
+    import resource
+
+    def small_disk() -> None:
+        # A file-size limit stands in for a full disk: writes past it fail with EFBIG.
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
+
+    out = workdir / "out.mp4"
+    proc = subprocess.run(
+        [sys.executable, "-m", "streamguard", str(face_clip[0]), "-o", str(out), "--detection", "fast"],
+        capture_output=True,
+        text=True,
+        preexec_fn=small_disk,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+    )
+    assert proc.returncode == 4, proc.stderr
+    _assert_one_line_error(proc.stderr, out)
+    assert "file too large" in proc.stderr
+    assert list(workdir.iterdir()) == []
