@@ -47,6 +47,8 @@ ROOT = HERE.parent
 OUT = HERE / "out" / "live"
 sys.path.insert(0, str(ROOT))
 
+from tests.fakes import StallingDetector  # noqa: E402  (the same stall the tests inject)
+
 CLIP_SECONDS = 10.0
 FPS = 30
 MIN_FACE = 32
@@ -94,28 +96,6 @@ def make_clip(width: int, height: int) -> Path:
     gt.to_json(gt_path)
     os.replace(tmp, path)
     return path
-
-
-class StallingDetector:
-    """A real detector that sleeps ``pause`` seconds every ``every`` seconds (an injected stall)."""
-
-    def __init__(self, inner, every: float, pause: float) -> None:
-        self.inner, self.every, self.pause = inner, every, pause
-        self._next: float | None = None
-        self.stalls = 0
-
-    def detect(self, image):
-        now = time.monotonic()
-        if self._next is None:
-            self._next = now + self.every
-        elif now >= self._next:
-            time.sleep(self.pause)
-            self.stalls += 1
-            self._next = time.monotonic() + self.every
-        return self.inner.detect(image)
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 def _coverage(shape: tuple[int, int], faces, box) -> float:
@@ -254,7 +234,7 @@ def worker(size: str, mode: str, seconds: float, detection: str, max_age: float)
         alone.append(time.monotonic() - t)
     detect_alone = 1000 * float(np.median(alone[1:]))
     if mode == "stall":
-        det = StallingDetector(det, every=5.0, pause=1.0)
+        det = StallingDetector(det, every=5.0, pause=1.0, owns_inner=True)
     cam = Camera(clip, loop=True)
     out = OUT / f"rec_{w}x{h}_{mode}.mp4"
     rec = RecordSink(out, cam.width, cam.height, cam.fps, overwrite=True)

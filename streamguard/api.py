@@ -16,7 +16,7 @@ from .detect import DetectionsToRegions, DetectStage, FaceDetector, create_detec
 from .errors import InputError
 from .images import IMAGE_SUFFIXES, load_image, output_format, save_image
 from .pipeline import Pipeline, RunStats
-from .sinks import AtomicPath, VideoFileSink
+from .sinks import AtomicPath, VideoFileSink, require_protected
 from .sources import VideoFileSource, VideoInfo
 from .sweep import SweepDetectStage
 from .tiling import TiledDetector
@@ -191,6 +191,7 @@ def anonymize_image(
     finally:
         if detector is None:
             det.close()
+    require_protected(frame)
     target = AtomicPath(out_path, overwrite=overwrite)
     try:
         save_image(loaded, frame.image, target.tmp, fmt)

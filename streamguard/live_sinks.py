@@ -24,7 +24,7 @@ from .anonymize import draw_outline
 from .config import EncodeConfig
 from .errors import DeviceError
 from .live import TIME_BASE, draw_notice
-from .sinks import UnprotectedFrameError, VideoFileSink
+from .sinks import VideoFileSink, require_protected
 from .sources import VideoInfo
 from .types import Frame
 
@@ -33,11 +33,6 @@ __all__ = ["RECORD_PRESET", "RecordSink", "VirtualCamSink", "PreviewWindow"]
 #: x264 preset of live recordings: a third of "veryfast"'s CPU per frame, left to the detector,
 #: for files about three times larger.
 RECORD_PRESET = "superfast"
-
-
-def _check(frame: Frame) -> None:
-    if not frame.protected:
-        raise UnprotectedFrameError(f"frame {frame.index} reached the sink unprotected")
 
 
 _END = object()
@@ -90,7 +85,7 @@ class RecordSink:
         return self._sink.frames
 
     def write(self, frame: Frame) -> None:
-        _check(frame)
+        require_protected(frame)
         if self._error is not None:
             raise self._error
         try:
@@ -157,7 +152,7 @@ class VirtualCamSink:
         self.width, self.height = width, height
 
     def write(self, frame: Frame) -> None:
-        _check(frame)
+        require_protected(frame)
         self._cam.send(np.ascontiguousarray(frame.image))
 
     def close(self, success: bool = True) -> None:
@@ -231,7 +226,7 @@ class PreviewWindow:
             )
 
     def write(self, frame: Frame) -> None:
-        _check(frame)
+        require_protected(frame)
         if self.quit_reason is not None:
             return  # never reopen a window the user closed
         image = frame.image.copy()  # outlines and the HUD are for the preview only

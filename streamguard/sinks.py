@@ -20,7 +20,7 @@ from .errors import InputError, OutputError
 from .sources import VideoInfo, _why, open_input
 from .types import Frame
 
-__all__ = ["AtomicPath", "VideoFileSink", "MemorySink", "UnprotectedFrameError"]
+__all__ = ["AtomicPath", "VideoFileSink", "MemorySink", "UnprotectedFrameError", "require_protected"]
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,8 @@ class UnprotectedFrameError(RuntimeError):
     """A frame reached a sink without passing the anonymizer (a bug; never written)."""
 
 
-def _check(frame: Frame) -> None:
+def require_protected(frame: Frame) -> None:
+    """Fail closed: raise unless the anonymizer has marked ``frame`` protected."""
     if not frame.protected:
         raise UnprotectedFrameError(f"frame {frame.index} reached the sink unprotected")
 
@@ -232,7 +233,7 @@ class VideoFileSink:
         return s
 
     def write(self, frame: Frame) -> None:
-        _check(frame)
+        require_protected(frame)
         try:
             if self.frames == 0 and frame.rotation:
                 # Keep the display matrix: a portrait phone clip stays portrait.
@@ -311,7 +312,7 @@ class MemorySink:
         self.frames: list[Frame] = []
 
     def write(self, frame: Frame) -> None:
-        _check(frame)
+        require_protected(frame)
         self.frames.append(frame)
 
     def close(self, success: bool = True) -> None:

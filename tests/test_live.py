@@ -22,6 +22,7 @@ from streamguard.live_sinks import PreviewWindow, RecordSink
 from streamguard.sinks import UnprotectedFrameError
 from streamguard.types import Frame
 
+from .fakes import StallingDetector
 from .pixels import assert_destroyed, decode_rgb
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,28 +68,6 @@ class _Positions(StandInCamera):
         return frame
 
 
-class _Stalling:
-    """A real detector that stops answering for ``pause`` seconds every ``every`` seconds."""
-
-    def __init__(self, inner: object, every: float, pause: float) -> None:
-        self.inner, self.every, self.pause = inner, every, pause
-        self._next: float | None = None
-        self.stalls = 0
-
-    def detect(self, image: np.ndarray) -> list:
-        now = time.monotonic()
-        if self._next is None:
-            self._next = now + self.every
-        elif now >= self._next:
-            time.sleep(self.pause)
-            self.stalls += 1
-            self._next = time.monotonic() + self.every
-        return self.inner.detect(image)  # type: ignore[attr-defined]
-
-    def close(self) -> None:
-        pass  # the shared fixture detector is closed by its fixture
-
-
 def _one_line(err: str) -> str:
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1, f"expected one line, got: {err!r}"
@@ -102,7 +81,7 @@ def _one_line(err: str) -> str:
 def test_stalled_detector_curtains_and_never_shows_a_face(face_clip, clip_frames, detector):
     path, gt = face_clip
     source = _Positions(path, loop=True)
-    stalling = _Stalling(detector, every=0.7, pause=0.6)
+    stalling = StallingDetector(detector, every=0.7, pause=0.6)
     seen: list[tuple[Frame, object]] = []
     stop = threading.Event()
     session = LiveSession(source, sinks=[], detector=stalling, max_detect_age=0.25,
