@@ -45,6 +45,8 @@ from .cameras import LiveSource
 from .config import Config, DetectConfig
 from .detect import FaceDetector, create_detector, detect_upright
 from .scenecut import SceneCutDetector
+from .sweep import SweepDetectStage
+from .tiling import TiledDetector
 from .track import Tracker
 from .types import Box, Frame, Region
 
@@ -67,6 +69,8 @@ log = logging.getLogger(__name__)
 #: it took 55-95 ms per 640x480 frame and 140-210 ms per 1280x720 frame, within ``MAX_DETECT_AGE``;
 #: "balanced" took 2-3 times that, which would keep the curtain down most of the time.
 LIVE_DETECT = DetectConfig(preset="fast")
+#: Seconds after which a tile where nothing moved is looked at again (see :mod:`.sweep`).
+LIVE_RESCAN = 0.5
 #: Seconds without a new detection result after which the picture is curtained.
 MAX_DETECT_AGE = 0.25
 #: CPU priority (Linux nice increment) of the detector's threads. On a busy CPU the capture and
@@ -314,6 +318,10 @@ class LiveSession:
     def _detect_loop(self) -> None:
         _lower_priority()  # its Python part (tiling, tracking) too
         tracker = Tracker(self.config.track.hold)
+        # A tiled detector runs its whole sweep on every look (there is no look-ahead to cover a
+        # face found late), minus the tiles where nothing moved, plus one crop per known face.
+        sweep = (SweepDetectStage(self.detector, fps=self.source.fps or 30.0, period=0.0, rescan=LIVE_RESCAN)
+                 if isinstance(self.detector, TiledDetector) else None)
         last, segment, failures = -1, -1, 0
         while not self._halt.is_set():
             item = self._slot.newer(last + self._every - 1, _POLL)
@@ -326,7 +334,10 @@ class LiveSession:
             assert frame.captured_at is not None
             t0 = time.monotonic()
             try:
-                found = detect_upright(self.detector, frame.image, frame.rotation)
+                if sweep is not None:
+                    found = sweep.detect(frame.image, frame.rotation, frame.captured_at)
+                else:
+                    found = detect_upright(self.detector, frame.image, frame.rotation)
                 done = time.monotonic()
                 if item.segment != segment:
                     tracker.reset()

