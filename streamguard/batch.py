@@ -2,21 +2,20 @@
 
 A failing file does not stop the batch; an output that already exists is
 skipped (unless overwrite), so re-running an interrupted batch resumes it.
+With several workers (``jobs``, or a Ray cluster) the run goes through
+:mod:`streamguard.distributed`, which also cuts long videos into chunks and
+resumes their finished chunks.
 """
 
 from __future__ import annotations
 
 import logging
-import multiprocessing
-import os
-import signal
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .api import VIDEO_SUFFIXES, ImageResult, anonymize_file, default_output
 from .config import Config
@@ -24,7 +23,10 @@ from .detect import FaceDetector, create_detector
 from .errors import Cancelled, StreamguardError
 from .images import IMAGE_SUFFIXES
 
-__all__ = ["BatchItem", "BatchResult", "collect_inputs", "plan_outputs", "run_batch"]
+if TYPE_CHECKING:
+    from .distributed import Executor, RunInfo
+
+__all__ = ["BatchItem", "BatchResult", "collect_inputs", "plan_outputs", "run_batch", "run_parallel"]
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +52,12 @@ class BatchResult:
 
 
 def _is_output_name(p: Path) -> bool:
-    # Our own results lying beside their inputs are not new inputs.
-    return ".anonymized." in p.name or p.name.startswith(".") and ".part" in p.name
+    # Our own results lying beside their inputs are not new inputs, nor are chunks of a run.
+    return (
+        ".anonymized." in p.name
+        or p.name.startswith(".") and ".part" in p.name
+        or p.parent.name.endswith(".streamguard-chunks")
+    )
 
 
 def collect_inputs(
@@ -102,12 +108,19 @@ def _run_one(
     overwrite: bool,
     stop: threading.Event | None = None,
     detector: FaceDetector | None = None,
+    progress: Callable[[int], Any] | None = None,
 ) -> BatchResult:
     t0 = time.perf_counter()
     try:
         item.output.parent.mkdir(parents=True, exist_ok=True)
         result = anonymize_file(
-            item.input, item.output, config, overwrite=overwrite, stop=stop, detector=detector
+            item.input,
+            item.output,
+            config,
+            overwrite=overwrite,
+            stop=stop,
+            detector=detector,
+            progress=progress,
         )
     except StreamguardError as e:
         return BatchResult(item, "failed", str(e), time.perf_counter() - t0, exit_code=e.exit_code)
@@ -117,21 +130,6 @@ def _run_one(
         )
     frames = 1 if isinstance(result, ImageResult) else result.stats.frames_out
     return BatchResult(item, "done", "", time.perf_counter() - t0, frames=frames)
-
-
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
-def _init_worker() -> None:
-    # Ctrl-C and SIGTERM reach a worker as KeyboardInterrupt: the pipeline then
-    # stops its threads and removes its temporary output on the way out.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
-
-
-def _worker(item: BatchItem, config: Config, overwrite: bool) -> BatchResult:
-    return _run_one(item, config, overwrite)
 
 
 def run_batch(
@@ -171,26 +169,58 @@ def run_batch(
         if stop is not None and stop.is_set():
             raise Cancelled("batch stopped")
         return results
-    # spawn, not fork: the parent has threads (progress display) that fork would copy mid-state.
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker) as pool:
-        pending: set[Future[BatchResult]] = set()
-        queue = list(todo)
-        try:
-            while queue or pending:
-                # Bounded in-flight work: at most ``jobs`` files submitted at once.
-                while queue and len(pending) < jobs:
-                    pending.add(pool.submit(_worker, queue.pop(0), config, overwrite))
-                done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    record(fut.result())
-                if stop is not None and stop.is_set():
-                    raise Cancelled("batch stopped")
-        except BaseException:
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
+    results += run_parallel(todo, config, overwrite=overwrite, jobs=jobs, stop=stop, on_done=on_done)[0]
     return results
 
 
+def run_parallel(
+    items: list[BatchItem],
+    config: Config,
+    *,
+    overwrite: bool = False,
+    jobs: int | None = None,
+    ray: str | None = None,
+    use_ray: bool = False,
+    cpus_per_task: int = 1,
+    threads: int | None = None,
+    chunk_seconds: float | None = None,
+    max_retries: int = 2,
+    stop: threading.Event | None = None,
+    on_done: Callable[[BatchResult], Any] | None = None,
+    on_progress: Callable[[int, int], Any] | None = None,
+) -> tuple[list[BatchResult], RunInfo]:
+    """Process ``items`` on ``jobs`` local worker processes, or as Ray tasks (``use_ray``, on the
+    cluster at ``ray`` or on a Ray instance started here); long videos are cut into chunks.
+
+    ``threads`` per worker defaults to this machine's cores divided by ``jobs`` (local) or to
+    ``cpus_per_task`` (Ray). One short file with a local pool runs here as a single pass.
+    Raises :class:`Cancelled` if ``stop`` is set (finished chunks are kept for the next run).
+    """
+    from .distributed import LocalPool, RayPool, WorkerOptions, default_threads, run_distributed
+
+    if use_ray:
+        options = WorkerOptions(threads=threads or cpus_per_task)
+
+        def make() -> Executor:
+            return RayPool(ray or None, jobs=jobs, cpus_per_task=cpus_per_task, max_retries=max_retries,
+                           options=options)
+
+        slots = None
+    else:
+        n = max(1, jobs or cpu_count())
+        options = WorkerOptions(threads=threads or default_threads(n))
+
+        def make() -> Executor:
+            return LocalPool(n, options, max_retries=max_retries)
+
+        slots = n
+    return run_distributed(
+        items, config, make, slots=slots, overwrite=overwrite, chunk_seconds=chunk_seconds, stop=stop,
+        on_done=on_done, on_progress=on_progress, inline_single=not use_ray,
+    )
+
+
 def cpu_count() -> int:
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    from .distributed import cpu_count as _cpu_count
+
+    return _cpu_count()

@@ -109,8 +109,13 @@ def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
 class VideoFileSource:
     """Decodes a video file to RGB frames, in presentation order, with their timestamps."""
 
-    def __init__(self, path: str | os.PathLike[str], *, threads: int = 0) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, threads: int = 0, seek_pts: int | None = None
+    ) -> None:
         self.path = Path(path)
+        #: Start decoding at the keyframe at or before this pts (stream time base) instead of the
+        #: first frame; frame indices then count from there (chunked processing renumbers them).
+        self.seek_pts = seek_pts
         #: Frames the decoder flagged as corrupt (error-concealed); the anonymizer curtains them.
         self.damaged_frames = 0
         self._container = open_input(self.path)
@@ -131,6 +136,8 @@ class VideoFileSource:
         last_pts: int | None = None
         index = 0
         try:
+            if self.seek_pts is not None:
+                self._container.seek(self.seek_pts, backward=True, any_frame=False, stream=self._stream)
             for packet in self._container.demux(self._stream):
                 if packet.is_corrupt:
                     # The demuxer read less than the index promised: a cut-off file.
@@ -163,7 +170,7 @@ class VideoFileSource:
         declared = self._stream.frames
         # One frame of slack: AVI indexes count empty "drop frame" chunks the demuxer skips. A file
         # cut inside its last packet is caught above (the demuxer flags the short packet).
-        if declared and index < declared * 0.98 - 1:
+        if declared and self.seek_pts is None and index < declared * 0.98 - 1:
             # libav stops quietly at a cut-off mdat; the index said how much there should be.
             raise InputError(
                 f"{self.path}: file is truncated or damaged: decoded {index} of {declared} frames"
