@@ -234,6 +234,9 @@ class Scene:
     faces: tuple[FaceTrack, ...] = ()
     seed: int = 0
     cuts: tuple[float, ...] = ()
+    #: Camera pan in pixels per second: the background slides left by this much (a moving camera,
+    #: where every part of the picture changes on every frame).
+    pan: float = 0.0
 
     @property
     def frame_count(self) -> int:
@@ -246,7 +249,13 @@ class Scene:
 def render(scene: Scene, frame_index: int, *, time: float | None = None) -> tuple[np.ndarray, list[Box]]:
     """The RGB frame at ``frame_index`` (or at ``time`` seconds if given) and its visible GT face boxes."""
     t = frame_index / scene.fps if time is None else time
-    image = background(scene.width, scene.height, scene.background_seed(t))
+    if scene.pan:
+        travel = math.ceil(abs(scene.pan) * scene.duration) + 1
+        wide = _background(scene.width + travel, scene.height, scene.background_seed(t))
+        x = min(travel, round(scene.pan * t)) if scene.pan > 0 else max(0, travel + round(scene.pan * t))
+        image = np.ascontiguousarray(wide[:, x:x + scene.width])
+    else:
+        image = background(scene.width, scene.height, scene.background_seed(t))
     sprites = _faces()
     boxes: list[Box] = []
     for track in scene.faces:

@@ -234,6 +234,30 @@ def make_corrupt_packets(path: Path) -> Made:
     return Made(path, made.boxes, damaged=damaged, reference=reference)
 
 
+def make_cover_art(path: Path) -> Made:
+    """An MP4 whose cover art (an attached picture stream) is an unblurred face."""
+    base = path.with_name(".base-" + path.name)
+    made = write_video(base)
+    picture, _ = face_picture(200, 200)
+    buf = io.BytesIO()
+    Image.fromarray(picture).save(buf, format="JPEG")
+    with av.open(str(base)) as ic, av.open(str(path), "w") as oc:
+        streams = {s.index: oc.add_stream_from_template(s) for s in ic.streams}
+        cover = oc.add_stream("mjpeg")
+        cover.width, cover.height, cover.pix_fmt = 200, 200, "yuvj420p"
+        cover.disposition = av.stream.Disposition.attached_pic
+        for packet in ic.demux():
+            if packet.dts is None:
+                continue
+            packet.stream = streams[packet.stream.index]
+            oc.mux(packet)
+        pic = av.Packet(buf.getvalue())
+        pic.stream, pic.pts, pic.dts = cover, 0, 0
+        oc.mux(pic)
+    base.unlink()
+    return Made(path, made.boxes, reference=_decode(path))
+
+
 def make_audio_only(path: Path) -> Made:
     with av.open(str(path), "w") as out:
         s = _add_audio(out, "aac")
@@ -393,6 +417,8 @@ CASES: list[Case] = [
     # outputs around them carries wrong timestamps, so no correct timeline could be written.
     Case("corrupt_packets.mkv", 3, make_corrupt_packets, error="cannot decode video after frame"),
     Case("audio_only.mp4", 3, make_audio_only, error="no video stream"),
+    # The cover art shows a face: it is dropped, never copied raw (see _check_processed).
+    Case("cover_art.mp4", "ok", make_cover_art),
     Case("no_video_frames.mkv", 3, make_no_video_frames, error="video"),
     Case("odd_641x479.mp4", "ok", _video(width=641, height=479, frames=6, pix_fmt="yuv444p")),
     Case("huge_dims.y4m", 3, make_huge_dims, out_suffix=".mp4", error="larger than streamguard supports"),

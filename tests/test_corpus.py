@@ -79,6 +79,8 @@ def _check_processed(made: Made, out: Path) -> None:
     assert audio_packets(out) == audio_packets(src), "audio not copied packet for packet"
     with av.open(str(src)) as ci, av.open(str(out)) as co:
         assert len(co.streams.audio) == len(ci.streams.audio)
+        # Exactly the one (anonymized) picture stream: no cover art or thumbnail copied raw.
+        assert len(co.streams.video) == 1, [s.codec_context.name for s in co.streams.video]
         if not made.damaged:
             assert next(co.decode(video=0)).rotation == next(ci.decode(video=0)).rotation
     result = decode_rgb(out)
