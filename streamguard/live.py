@@ -14,6 +14,15 @@ time, and the output loop predicts that tracker's tracks at each output frame's
 capture time (:meth:`~streamguard.track.Tracker.predict`). So every output frame
 is covered, even though detection runs at a few Hz while the camera runs at 30 fps.
 
+Waiting for a look (the default, ``wait=True``): a face that walks in is unknown to the
+tracker until the detector has run on a frame that shows it, so frames shown before that
+would show it. So each frame also goes into a short line, and the output loop shows it
+only once the detector has looked at a frame captured at or after it; the frame is then
+covered by that newer look's faces (a face that appeared is found there) together with
+the older look's tracks predicted to it, and the straight path between the two for a
+face seen in both. The price is latency: one to two detection times. ``wait=False``
+shows each frame at once, covered by predictions from the last look only.
+
 Fails closed: until the first detection result exists, whenever the detector has
 delivered nothing for longer than ``max_detect_age``, when it raised, or when the
 picture jumped (scene cut, a looped file restarting) and no detection of the new
@@ -27,6 +36,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import os
 import sys
 import threading
@@ -82,6 +92,8 @@ DETECT_NICE = 5
 #: Live frames carry their capture time in this time base (for the recorder in :mod:`.live_sinks`).
 TIME_BASE = Fraction(1, 90_000)
 _POLL = 0.05  # seconds between stop checks while waiting
+#: Seconds a frame may wait beyond its look before a newer, looked-at frame is shown instead.
+_SHOW_LATE = 0.1
 _JOIN = 5.0  # seconds to wait for a thread at shutdown (a real detection takes < 0.5 s)
 
 
@@ -257,7 +269,7 @@ class LiveSession:
 
     def __init__(self, source: LiveSource, config: Config | None = None, sinks: Sequence[Any] = (), *,
                  detector: FaceDetector | None = None, max_detect_age: float = MAX_DETECT_AGE,
-                 on_frame: Callable[[Frame, FrameInfo], Any] | None = None) -> None:
+                 on_frame: Callable[[Frame, FrameInfo], Any] | None = None, wait: bool = True) -> None:
         if max_detect_age <= 0:
             raise ValueError(f"max_detect_age must be > 0, got {max_detect_age}")
         self.source = source
@@ -277,6 +289,17 @@ class LiveSession:
         self._slot = _Newest()
         self._halt = threading.Event()
         self._lock = threading.Lock()
+        #: Hold frames until a detection has looked at them or at a newer one (see module docs).
+        self.wait = wait
+        self._published = threading.Condition(self._lock)
+        self._results: deque[_Result] = deque(maxlen=32)
+        # The frames waiting for a look: as many as can wait ``max_detect_age``; older ones are
+        # dropped (they would be curtained anyway).
+        self._line: deque[_Captured] = deque()
+        self._line_cond = threading.Condition()
+        self._line_max = max(2, math.ceil(max_detect_age * max(source.fps, 1.0)) + 2)
+        self._line_closed = False
+        self._line_dropped = 0
         self._result: _Result | None = None
         self._detect_error: str | None = None
         self._error: BaseException | None = None
@@ -309,11 +332,22 @@ class LiveSession:
                 frame.time_base = TIME_BASE
                 index += 1
                 self.stats.frames_captured = index
-                self._slot.put(_Captured(frame, segment))
+                captured = _Captured(frame, segment)
+                self._slot.put(captured)
+                if self.wait:
+                    with self._line_cond:
+                        if len(self._line) >= self._line_max:
+                            self._line.popleft()
+                            self._line_dropped += 1
+                        self._line.append(captured)
+                        self._line_cond.notify_all()
         except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
             self._fail(e)
         finally:
             self._slot.close()
+            with self._line_cond:
+                self._line_closed = True
+                self._line_cond.notify_all()
 
     def _detect_loop(self) -> None:
         _lower_priority()  # its Python part (tiling, tracking) too
@@ -352,6 +386,8 @@ class LiveSession:
                 with self._lock:
                     self._detect_error = f"face detection failed ({type(e).__name__})"
                     self._result = None
+                    self._results.clear()
+                    self._published.notify_all()
                 self._halt.wait(min(1.0, 0.1 * failures))
                 continue
             if failures:
@@ -359,36 +395,84 @@ class LiveSession:
             failures = 0
             with self._lock:
                 self._result = result
+                self._results.append(result)
                 self._detect_error = None
                 self.stats.detections += 1
                 self.stats.detect_seconds += done - t0
+                self._published.notify_all()
 
     # -- the output loop --------------------------------------------------------------------------
-    def _curtain_reason(self, item: _Captured, now: float) -> tuple[str | None, _Result | None, float | None]:
+    def _looks(self, captured_at: float) -> tuple[_Result | None, _Result | None]:
+        """The last look before ``captured_at`` and the first at or after it (lock held)."""
+        before = after = None
+        for r in self._results:
+            if r.time < captured_at:
+                before = r
+            elif after is None:
+                after = r
+        return before, after
+
+    def _await_look(self, item: _Captured, stop: threading.Event) -> None:
+        """Wait until the detector has looked at this frame or a newer one, it failed, or the
+        frame has waited ``max_detect_age`` (then it is curtained as stalled)."""
+        captured = item.frame.captured_at
+        assert captured is not None
+        deadline = captured + self.max_detect_age
+        with self._published:
+            while not (stop.is_set() or self._halt.is_set() or self._detect_error is not None
+                       or self._looks(captured)[1] is not None):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                self._published.wait(min(left, _POLL))
+
+    def _curtain_reason(self, item: _Captured, now: float
+                        ) -> tuple[str | None, tuple[_Result | None, _Result] | None, float | None]:
         with self._lock:
             result, error = self._result, self._detect_error
+            before, after = self._looks(item.frame.captured_at or now) if self.wait else (None, result)
         age = now - (result.finished_at if result is not None else self._started)
         if error is not None:
             return error, None, age
         if result is None:
             return "starting face detection", None, age
-        if age > self.max_detect_age:
-            return f"face detection stalled ({age * 1000:.0f} ms)", result, age
-        if result.segment != item.segment:
-            return "picture changed, detecting faces", result, age
+        if after is None:  # waiting: no look at this frame or a newer one came in time
+            assert item.frame.captured_at is not None
+            return f"face detection stalled ({(now - item.frame.captured_at) * 1000:.0f} ms)", None, age
+        if age > self.max_detect_age and not self.wait:
+            return f"face detection stalled ({age * 1000:.0f} ms)", None, age
+        if after.segment != item.segment:
+            return "picture changed, detecting faces", None, age
         assert item.frame.captured_at is not None
-        if item.frame.captured_at - result.time > 2 * self.max_detect_age:
+        if not self.wait and item.frame.captured_at - after.time > 2 * self.max_detect_age:
             # Results arrive, but each is too old to extrapolate from: detection is too slow.
-            return "face detection too slow for this picture", result, age
-        return None, result, age
+            return "face detection too slow for this picture", None, age
+        if before is not None and before.segment != item.segment:
+            before = None
+        return None, (before, after), age
 
-    def _regions(self, frame: Frame, result: _Result) -> tuple[Region, ...]:
+    def _regions(self, frame: Frame, looks: tuple[_Result | None, _Result]) -> tuple[Region, ...]:
         assert frame.captured_at is not None
-        # A result newer than this frame (the output lagged): never ask the tracker to rewind.
-        tracks = result.tracker.predict(max(frame.captured_at, result.time))
+        before, after = looks
+        # A look newer than this frame: its faces as it saw them (never ask a tracker to rewind).
+        new = after.tracker.predict(max(frame.captured_at, after.time))
+        old = before.tracker.predict(frame.captured_at) if before is not None else []
+        boxes = [(trk.box, "detection" if trk.matched else "prediction", trk.id, trk.score) for trk in new]
+        boxes += [(trk.box, "prediction", trk.id, trk.score) for trk in old]
+        if before is not None and after.time > before.time:
+            # A face in both looks: also where it was on the way between them.
+            k = (frame.captured_at - before.time) / (after.time - before.time)
+            then = {trk.id: trk.box for trk in old}
+            for trk in new:
+                a = then.get(trk.id)
+                if a is not None:
+                    b = trk.box
+                    box = Box(a.x1 + (b.x1 - a.x1) * k, a.y1 + (b.y1 - a.y1) * k,
+                              a.x2 + (b.x2 - a.x2) * k, a.y2 + (b.y2 - a.y2) * k)
+                    boxes.append((box, "prediction", trk.id, trk.score))
         bounds = Box(0, 0, frame.width, frame.height)
-        return tuple(Region(trk.box, "detection" if trk.matched else "prediction", trk.id, trk.score)
-                     for trk in tracks if trk.box.intersection(bounds) > 0)
+        return tuple(Region(box, source, tid, score) for box, source, tid, score in boxes
+                     if box.intersection(bounds) > 0)
 
     def _render(self, item: _Captured) -> tuple[Frame, FrameInfo]:
         src = item.frame
@@ -396,10 +480,11 @@ class LiveSession:
         out = Frame(image=src.image.copy(), index=src.index, pts=src.pts, time_base=src.time_base,
                     captured_at=src.captured_at)
         now = time.monotonic()
-        reason, result, age = self._curtain_reason(item, now)
-        if reason is None and result is not None:
+        reason, looks, age = self._curtain_reason(item, now)
+        result = looks[1] if looks is not None else None
+        if reason is None and looks is not None:
             try:
-                out.regions = self._regions(out, result)
+                out.regions = self._regions(out, looks)
                 self._anonymizer(out)
             except Exception:  # a bug: hide the picture rather than show it half done
                 log.exception("cannot cover faces in frame %d", out.index)
@@ -418,6 +503,24 @@ class LiveSession:
                          result.index if result is not None and reason is None else None, item.segment)
         return out, info
 
+    def _next_in_line(self) -> _Captured | None:
+        """The oldest frame waiting to be shown (waits up to a poll interval); when the output
+        is behind (slow sinks), the newest frame a look covers instead: latency, not backlog."""
+        with self._lock:
+            looked = self._results[-1].time if self._results else None
+            # Frames normally wait one to two detection times for their look.
+            budget = max(_SHOW_LATE, 2.5 * self.stats.detect_ms / 1000)
+        now = time.monotonic()
+        with self._line_cond:
+            if not self._line and not self._line_closed:
+                self._line_cond.wait(_POLL)
+            while (looked is not None and len(self._line) >= 2
+                   and (self._line[1].frame.captured_at or 0.0) <= looked
+                   and (self._line[0].frame.captured_at or 0.0) < now - budget):
+                self._line.popleft()
+                self._line_dropped += 1
+            return self._line.popleft() if self._line else None
+
     def run(self, stop: threading.Event | None = None, *, duration: float | None = None) -> LiveStats:
         """Show frames until ``stop``, ``duration`` seconds or the end of the source. Raises the
         capture thread's error (e.g. a :class:`DeviceError` when the camera is unplugged)."""
@@ -432,12 +535,14 @@ class LiveSession:
             while not stop.is_set() and not self._halt.is_set():
                 if duration is not None and time.monotonic() - self._started >= duration:
                     break
-                item = self._slot.newer(last, _POLL, take=True)
+                item = self._next_in_line() if self.wait else self._slot.newer(last, _POLL, take=True)
                 if item is None:
-                    if self._slot.closed:
+                    if self._slot.closed and (not self.wait or self._line_closed):
                         break
                     continue
                 last = item.frame.index
+                if self.wait:
+                    self._await_look(item, stop)
                 out, info = self._render(item)
                 for sink in self.sinks:
                     sink.write(out)
@@ -454,7 +559,7 @@ class LiveSession:
             for t in threads:
                 t.join(timeout=_JOIN)
             self.stats.seconds = time.monotonic() - self._started
-            self.stats.frames_dropped = self._slot.dropped
+            self.stats.frames_dropped = self._line_dropped if self.wait else self._slot.dropped
             alive = [t.name for t in threads if t.is_alive()]
             if alive:
                 log.warning("threads still running at shutdown: %s", ", ".join(alive))

@@ -86,6 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--max-detect-age", type=positive_float, default=MAX_DETECT_AGE, metavar="S",
                    help="hide the whole picture when face detection has delivered nothing for S seconds "
                    f"(default {MAX_DETECT_AGE})")
+    r.add_argument("--no-wait", dest="wait", action="store_false",
+                   help="show each frame at once, covered by the last detection's predictions: lower "
+                   "latency, but a face that just came into view shows until the detector has run on it "
+                   "(default: hold each frame until detection has looked at it or a newer frame)")
     add_anonymize_options(p)
     _set_default(p, "detection", LIVE_DETECT.preset,
                  "how hard to look for small faces: fast (live default: faces from 32 px, about 150 ms "
@@ -136,7 +140,7 @@ def _run(args: argparse.Namespace, config: Config, stop: threading.Event) -> tup
             sinks.append(preview)
         ok = False
         try:
-            session = LiveSession(source, config, sinks, max_detect_age=args.max_detect_age)
+            session = LiveSession(source, config, sinks, max_detect_age=args.max_detect_age, wait=args.wait)
             if not args.quiet:
                 to = [f"virtual camera {s.device}" for s in sinks if isinstance(s, VirtualCamSink)]
                 if record is not None:

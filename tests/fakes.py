@@ -30,3 +30,19 @@ class StallingDetector:
         # A shared fixture detector is closed by its fixture, not by the wrapper.
         if self.owns_inner:
             self.inner.close()  # type: ignore[attr-defined]
+
+
+class SlowDetector:
+    """A real detector that takes at least ``seconds`` per call, as a busy laptop's would."""
+
+    def __init__(self, inner: object, seconds: float) -> None:
+        self.inner, self.seconds = inner, seconds
+
+    def detect(self, image: np.ndarray) -> list:
+        t0 = time.monotonic()
+        found = self.inner.detect(image)  # type: ignore[attr-defined]
+        time.sleep(max(0.0, self.seconds - (time.monotonic() - t0)))
+        return found
+
+    def close(self) -> None:
+        pass

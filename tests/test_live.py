@@ -22,7 +22,7 @@ from streamguard.live_sinks import PreviewWindow, RecordSink
 from streamguard.sinks import UnprotectedFrameError
 from streamguard.types import Frame
 
-from .fakes import StallingDetector
+from .fakes import SlowDetector, StallingDetector
 from .pixels import assert_destroyed, decode_rgb
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -116,6 +116,57 @@ def test_stalled_detector_curtains_and_never_shows_a_face(face_clip, clip_frames
         for box in gt.frames[pos].boxes:
             assert_destroyed(clip_frames[pos], frame.image, box, f"in frame {frame.index} ({info.curtain})")
     assert stats.curtain_frames == sum(1 for r in reasons if r)
+
+
+# A face steps into view at 1 s, close to the camera; another is there throughout.
+POP_SCENE = synth.Scene(
+    width=640,
+    height=360,
+    fps=30,
+    duration=2.0,
+    seed=7,
+    faces=(
+        synth.FaceTrack(0, 0.0, 2.0, ((0.0, 170, 180, 120), (2.0, 200, 180, 120))),
+        synth.FaceTrack(1, 1.0, 2.0, ((1.0, 470, 170, 130), (2.0, 440, 175, 130))),
+    ),
+)
+
+
+@pytest.fixture(scope="module")
+def pop_clip(media_dir: Path) -> tuple[Path, synth.GroundTruth, list[np.ndarray]]:
+    path = media_dir / "pop.mp4"
+    gt = synth.write_clip(path, POP_SCENE, audio=False)
+    return path, gt, decode_rgb(path)
+
+
+@pytest.mark.parametrize("wait", [True, False])
+def test_waiting_for_a_look_covers_a_face_from_the_frame_it_appears(pop_clip, detector, wait):
+    path, gt, frames = pop_clip
+    source = _Positions(path, loop=False)
+    seen: list[tuple[Frame, object]] = []
+    # 70 ms per look: without waiting, the new face shows for about two frames before it is found.
+    session = LiveSession(source, sinks=[], detector=SlowDetector(detector, 0.07), max_detect_age=0.3,
+                          on_frame=lambda f, info: seen.append((f, info)), wait=wait)
+    try:
+        session.run(duration=3.0)
+    finally:
+        source.close()
+    exposed = []
+    for frame, info in seen:
+        pos = source.positions[frame.index]
+        if pos < 30 or info.curtain is not None:
+            continue
+        for box in gt.frames[pos].boxes:
+            try:
+                assert_destroyed(frames[pos], frame.image, box, f"frame {pos}")
+            except AssertionError:
+                exposed.append(pos)
+    shown = [source.positions[f.index] for f, info in seen if info.curtain is None]
+    assert sum(1 for p in shown if p >= 30) >= 20, "most frames after the face appears are shown"
+    if wait:
+        assert exposed == [], f"frames where a face showed: {exposed}"
+    else:
+        assert exposed, "without waiting the new face shows for a frame or two (the reason to wait)"
 
 
 def test_curtain_until_first_detection_and_while_detector_raises(still_clip):
