@@ -4,6 +4,7 @@ stalling detector.
     python benchmarks/live.py                          # 640x480 and 1280x720, 30 s each
     python benchmarks/live.py --seconds 10 --sizes 1280x720
     python benchmarks/live.py --detection balanced     # another preset than the live default
+    python benchmarks/live.py --modes normal,nowait    # waiting for a look against live --no-wait
 
 A 10 s labelled clip per size (real public-domain faces from :mod:`streamguard.synth`, cached in
 ``benchmarks/out/live``) is played by the stand-in camera at 30 fps on the wall clock, looping, for
@@ -20,8 +21,8 @@ Columns:
   exposed     face-frames (faces >= 32 px, clear of other heads) not covered: face box < 90%
               inside the covered ellipses (regions) of a frame that was not curtained, over all
               output frames;
-              "new" are those in a face's first 0.5 s on screen (nothing can cover a face before
-              the detector has seen it once: live mode cannot look ahead)
+              "new" are those in a face's first 0.5 s on screen (without waiting for a look,
+              nothing covers a face before the detector has seen it once)
   pixels      the same judged on the recorded file's pixels (tests/pixels.py face_similarity:
               destroyed = detail energy < 0.2 and correlation < 0.5; on curtained frames the
               notice text along the bottom adds energy of its own, so there a face reaching into
@@ -245,7 +246,9 @@ def worker(size: str, mode: str, seconds: float, detection: str, max_age: float)
                        "curtain": info.curtain, "age": info.detect_age,
                        "faces": [r.box for r in frame.regions if r.source != "curtain"]})
 
-    session = LiveSession(cam, config, [rec], detector=det, max_detect_age=max_age, on_frame=on_frame)
+    # "nowait": frames shown at once, covered by the last look's predictions (live --no-wait).
+    session = LiveSession(cam, config, [rec], detector=det, max_detect_age=max_age, on_frame=on_frame,
+                          wait=mode != "nowait")
     samples: list[tuple[dict, int, int, float, dict]] = []
 
     def sample() -> None:
@@ -388,7 +391,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=30.0, help="seconds per run (default 30)")
     ap.add_argument("--sizes", default="640x480,1280x720")
-    ap.add_argument("--modes", default="normal,stall")
+    ap.add_argument("--modes", default="normal,stall",
+                    help="normal, stall (detector sleeps 1 s every 5 s) and/or nowait (live --no-wait)")
     ap.add_argument("--detection", default="fast", help="detector preset (default: the live default, fast)")
     ap.add_argument("--max-detect-age", type=float, default=0.25)
     ap.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)
