@@ -366,7 +366,7 @@ def table(rows: list[dict]) -> str:
             "| exposed on recorded pixels | raw frames |")
     lines = [head, "|---" * (head.count("|") - 1) + "|"]
     for r in rows:
-        mode = "normal" if r["mode"] == "normal" else f"stall 1 s / 5 s (x{r['stalls']})"
+        mode = f"stall 1 s / 5 s (x{r['stalls']})" if r["mode"] == "stall" else r["mode"]
         lines.append(
             f"| {r['size']} | {mode} | {r['fps']:.1f} | {r['dropped']} of {r['captured']} "
             f"| {r['p50']:.0f} / {r['p95']:.0f} | {100 * r['cpu']:.0f}% | {r['detect_ms']:.0f} "
@@ -379,7 +379,7 @@ def table(rows: list[dict]) -> str:
               "|---" * 9 + "|"]
     for r in rows:
         c = r.get("roles") or {}
-        mode = "normal" if r["mode"] == "normal" else "stall"
+        mode = r["mode"]
         lines.append(f"| {r['size']} | {mode} | {c.get('output', 0):.1f} | {c.get('capture', 0):.1f} "
                      f"| {c.get('record', 0):.1f} | {c.get('other', 0):.1f} "
                      f"| {c.get('detect_per_run', 0):.0f} | {100 * c.get('detect_share', 0):.0f}% "
