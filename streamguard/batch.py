@@ -211,7 +211,7 @@ def run_parallel(
         options = WorkerOptions(threads=threads or default_threads(n))
 
         def make() -> Executor:
-            return LocalPool(n, options, max_retries=max_retries)
+            return LocalPool(n, options, max_retries=max_retries, stop=stop)
 
         slots = n
     return run_distributed(

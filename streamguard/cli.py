@@ -2,7 +2,7 @@
 
 Exit codes: 0 done, 1 internal error (a bug: traceback kept), 2 bad usage,
 3 bad input, 4 output problem, 5 detector model problem, 6 device problem,
-130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
+7 Ray unavailable (``--ray``), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
 """
 
 from __future__ import annotations
@@ -131,9 +131,41 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="output file, or folder for several inputs (default: <name>.anonymized.<ext> beside each input)",
     )
-    b = p.add_argument_group("several files")
+    b = p.add_argument_group("several files, long videos, clusters")
     b.add_argument("-r", "--recursive", action="store_true", help="look for media in sub-folders too")
-    b.add_argument("-j", "--jobs", type=int, default=1, help="files processed in parallel (default 1)")
+    b.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        default=None,
+        help="worker processes: files, or chunks of a long video, in parallel (default 1; "
+        "with --ray: at most this many tasks at once)",
+    )
+    b.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ADDRESS",
+        help="run files and chunks as Ray tasks: on the cluster at ADDRESS (e.g. head-node:6379), or on a "
+        "Ray instance started here without it; needs pip install 'streamguard[ray]' and, on several "
+        "machines, inputs and outputs in a folder every node sees under the same path",
+    )
+    b.add_argument(
+        "--chunk-seconds",
+        type=_non_negative_float,
+        default=None,
+        metavar="S",
+        help="cut videos at least twice this long into chunks of about S seconds, processed in parallel "
+        "(default: from the total length and the number of workers, at least 10 s; 0: never)",
+    )
+    b.add_argument(
+        "--cpus-per-task",
+        type=int,
+        default=1,
+        metavar="N",
+        help="with --ray: CPUs each task asks for, and its codec and detector threads (default 1)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace the output if it exists")
     add_anonymize_options(p)
     v = p.add_argument_group("video output")
@@ -240,9 +272,12 @@ class _Progress:
         self._bar.start()
         self._task = self._bar.add_task(self.label, total=total)
 
-    def update(self, done: int) -> None:
+    def update(self, done: int, total: int | None = None) -> None:
         if self._bar is not None:
-            self._bar.update(self._task, completed=done)
+            if total is not None:
+                self._bar.update(self._task, completed=done, total=total)
+            else:
+                self._bar.update(self._task, completed=done)
 
     def stop(self) -> None:
         if self._bar is not None:
@@ -295,6 +330,102 @@ def _run_one(args: argparse.Namespace, config: Config, stop: threading.Event) ->
         )
 
 
+def _parallel(args: argparse.Namespace) -> bool:
+    return args.ray is not None or (args.jobs or 1) > 1
+
+
+def _run_parallel(args: argparse.Namespace, config: Config, stop: threading.Event) -> int:
+    """--jobs N / --ray: one file (chunked when long) or a batch, through one scheduler."""
+    from .batch import BatchItem, collect_inputs, plan_outputs, run_parallel
+    from .errors import OutputError
+
+    if args.report is not None:
+        raise UsageError("--report needs a single pass over one file; leave out --jobs and --ray")
+    if args.ray and Path(args.ray).exists():
+        raise UsageError(f"--ray takes a cluster address, not {args.ray}: put --ray after the inputs")
+    if args.cpus_per_task < 1:
+        raise UsageError(f"--cpus-per-task must be >= 1, got {args.cpus_per_task}")
+    single = not _is_batch(args)
+    skipped: list[Path] = []
+    if single:
+        src = args.inputs[0]
+        out = args.output or default_output(src)
+        if out.exists() and not args.overwrite:
+            raise OutputError(f"{out}: already exists (use --overwrite to replace it)")
+        items = [BatchItem(src, out)]
+    else:
+        outdir = args.output
+        if outdir is not None:
+            if outdir.exists() and not outdir.is_dir():
+                raise UsageError(f"{outdir}: several inputs need an output folder, not a file")
+            outdir.mkdir(parents=True, exist_ok=True)
+        found, skipped = collect_inputs(args.inputs, recursive=args.recursive)
+        for f in skipped:
+            log.warning("%s: not a supported image or video, skipped", f)
+        if not found:
+            where = ", ".join(str(p) for p in args.inputs)
+            raise InputError(
+                f"{where}: no images or videos found" + ("" if args.recursive else " (try --recursive)")
+            )
+        items = plan_outputs(found, outdir)
+    bar = _Progress(sys.stderr.isatty() and not args.quiet, items[0].input.name if single else "frames")
+    started = False
+
+    def on_progress(done: int, total: int) -> None:
+        nonlocal started
+        if not started:
+            bar.start(total or None)
+            started = True
+        bar.update(done, total or None)
+
+    def on_done(r: BatchResult) -> None:
+        if r.status == "failed" and not single:
+            log.error("error: %s", r.message)  # printed as it happens: a long batch shows failures early
+
+    try:
+        results, info = run_parallel(
+            items,
+            config,
+            overwrite=args.overwrite,
+            jobs=args.jobs,
+            ray=args.ray,
+            use_ray=args.ray is not None,
+            cpus_per_task=args.cpus_per_task,
+            chunk_seconds=args.chunk_seconds,
+            stop=stop,
+            on_done=on_done,
+            on_progress=on_progress,
+        )
+    finally:
+        bar.stop()
+    failed = [r for r in results if r.status == "failed"]
+    if single:
+        if failed:
+            print(f"streamguard: error: {failed[0].message}", file=sys.stderr)
+            return failed[0].exit_code
+        if not args.quiet:
+            r = results[0]
+            how = f"; {info.chunks} chunks on {info.workers} workers" if info.chunks else ""
+            retried = f", {info.retried_tasks} retried" if info.retried_tasks else ""
+            reused = f", {info.reused_chunks} from an earlier run" if info.reused_chunks else ""
+            print(
+                f"{r.item.output}: {r.frames} frames in {r.seconds:.1f} s "
+                f"({r.frames / r.seconds if r.seconds else 0:.1f} fps){how}{reused}{retried}",
+                file=sys.stderr,
+            )
+        return EXIT_OK
+    if not args.quiet:
+        _print_summary(results, len(skipped))
+        if info.chunks or info.retried_tasks:
+            print(
+                f"{info.workers} workers; {info.chunked_files} long video(s) cut into {info.chunks} chunks"
+                f" ({info.reused_chunks} from an earlier run); {info.retried_tasks} task(s) retried"
+                " after a worker died",
+                file=sys.stderr,
+            )
+    return failed[0].exit_code if failed else EXIT_OK
+
+
 def _run_batch(args: argparse.Namespace, config: Config, stop: threading.Event) -> int:
     from .batch import collect_inputs, plan_outputs, run_batch
 
@@ -329,7 +460,7 @@ def _run_batch(args: argparse.Namespace, config: Config, stop: threading.Event) 
 
     try:
         results = run_batch(
-            items, config, overwrite=args.overwrite, jobs=args.jobs, stop=stop, on_done=on_done
+            items, config, overwrite=args.overwrite, jobs=args.jobs or 1, stop=stop, on_done=on_done
         )
     finally:
         bar.stop()
@@ -377,13 +508,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     _setup_logging(args.quiet)
     try:
         config = config_from_args(args)
-        if args.jobs < 1:
+        if args.jobs is not None and args.jobs < 1:
             raise UsageError(f"--jobs must be >= 1, got {args.jobs}")
     except UsageError as e:
         parser.error(str(e))
     stop = threading.Event()
     with signals_to_stop(stop) as got:
         try:
+            if _parallel(args):
+                return _run_parallel(args, config, stop)
             if _is_batch(args):
                 return _run_batch(args, config, stop)
             _run_one(args, config, stop)

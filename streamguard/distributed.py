@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from .api import _check_distinct
 from .chunks import (
     CHUNKABLE_SUFFIXES,
     MIN_CHUNK_SECONDS,
@@ -206,16 +207,21 @@ def _setup_process(options: WorkerOptions) -> None:
         _claim_core(options.claim_dir)
 
 
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+_IN_TASK = False
+
+
+def _on_signal(signum: int, frame: object) -> None:
+    if _IN_TASK:
+        # The pipeline stops its threads and removes its temporary output on the way out.
+        raise KeyboardInterrupt
+    os._exit(128 + signum)  # an idle worker has nothing to clean up (and no traceback to print)
 
 
 def _init_pool_worker(channel: Any, stop: Any, options: WorkerOptions) -> None:
     global _CHANNEL, _STOP
-    # Ctrl-C and SIGTERM reach a worker as KeyboardInterrupt: the pipeline then stops its
-    # threads and removes its temporary output on the way out.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    # Ctrl-C and SIGTERM (the pool shutting down a broken pool's workers) end a worker cleanly.
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
     _CHANNEL, _STOP = channel, stop
     _setup_process(options)
 
@@ -276,6 +282,15 @@ def _kill_once_hook(task: ChunkTask, progress: Callable[[int], Any]) -> Callable
 
 def run_task(task: Task, config: Config, options: WorkerOptions, channel: Any = None) -> TaskOutcome:
     """Run one task in this process; every expected failure comes back as an outcome, not raised."""
+    global _IN_TASK
+    _IN_TASK = True
+    try:
+        return _run_task(task, config, options, channel)
+    finally:
+        _IN_TASK = False
+
+
+def _run_task(task: Task, config: Config, options: WorkerOptions, channel: Any) -> TaskOutcome:
     _setup_process(options)
     if options.threads:
         config = dataclasses.replace(
@@ -407,8 +422,16 @@ class InlineExecutor:
 class LocalPool:
     """Worker processes on this machine (spawned, reused across tasks); dead workers are retried."""
 
-    def __init__(self, jobs: int, options: WorkerOptions | None = None, *, max_retries: int = 2) -> None:
+    def __init__(
+        self,
+        jobs: int,
+        options: WorkerOptions | None = None,
+        *,
+        max_retries: int = 2,
+        stop: threading.Event | None = None,
+    ) -> None:
         self.slots = max(1, jobs)
+        self._driver_stop = stop
         self.options = options or WorkerOptions()
         self.max_retries = max_retries
         # spawn, not fork: the driver has threads (progress display) that fork would copy mid-state.
@@ -463,7 +486,7 @@ class LocalPool:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
             for task, config, attempt in lost:
-                if self._stop.is_set():
+                if self._stop.is_set() or (self._driver_stop is not None and self._driver_stop.is_set()):
                     outcomes.append(TaskOutcome(task.key, "cancelled", message="interrupted"))
                 elif attempt > self.max_retries:
                     outcomes.append(
@@ -497,10 +520,11 @@ class LocalPool:
             if self._running:
                 # Tasks stop within a fraction of a second once the stop event is set; a worker
                 # stuck in native code longer than that is terminated.
-                wait(list(self._running), timeout=15)
-                for p in list(getattr(pool, "_processes", {}).values()):
-                    if p.is_alive():
-                        p.terminate()
+                _, stuck = wait(list(self._running), timeout=15)
+                if stuck:
+                    for p in list(getattr(pool, "_processes", {}).values()):
+                        if p.is_alive():
+                            p.terminate()
             pool.shutdown(wait=True, cancel_futures=True)
         self._running.clear()
         self._channel.close()
@@ -716,6 +740,12 @@ class _Scheduler:
                 continue
             s = _FileState(i, item, Path(item.input).absolute(), Path(item.output).absolute())
             self.states[i] = s
+            try:
+                _check_distinct(s.input, s.output)
+            except InputError as e:
+                s.failed = TaskOutcome(f"file:{i}", "failed", message=str(e), exit_code=e.exit_code)
+                self._finish_failed(s)
+                continue
             if (
                 self.chunk_seconds != 0
                 and _is_video(s.input)
@@ -738,6 +768,8 @@ class _Scheduler:
         """Cut the long videos into chunk tasks (or resume their plans); whole-file tasks for the rest."""
         length = self.chunk_length(slots)
         for s in self.states.values():
+            if s.failed is not None:
+                continue
             d = self.durations.get(s.index)
             if d is not None and d >= 2 * length:
                 try:
@@ -917,12 +949,13 @@ def run_distributed(
         on_progress=on_progress,
     )
     sched.survey()
-    if not sched.states:
+    todo = [s for s in sched.states.values() if s.failed is None]
+    if not todo:
         return sched.results, RunInfo()
-    if inline_single and slots is not None and len(sched.states) == 1 and not sched.would_chunk(slots):
+    if inline_single and slots is not None and len(todo) == 1 and not sched.would_chunk(slots):
         from .batch import _run_one
 
-        (s,) = sched.states.values()
+        (s,) = todo
         total = _estimate_frames(s.input)
         progress = (lambda n: on_progress(n, total)) if on_progress is not None else None
         r = _run_one(s.item, config, overwrite, stop, None, progress=progress)
