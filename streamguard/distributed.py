@@ -144,6 +144,8 @@ class TaskOutcome:
     seconds: float = 0.0
     message: str = ""
     exit_code: int = 0
+    #: Warnings the task logged in its worker, for the driver to print (workers print nothing).
+    warnings: tuple[str, ...] = ()
 
 
 # -- the worker side -------------------------------------------------------------------------------
@@ -280,14 +282,42 @@ def _kill_once_hook(task: ChunkTask, progress: Callable[[int], Any]) -> Callable
     return hook
 
 
-def run_task(task: Task, config: Config, options: WorkerOptions, channel: Any = None) -> TaskOutcome:
-    """Run one task in this process; every expected failure comes back as an outcome, not raised."""
+class _Capture(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with contextlib.suppress(Exception):
+            self.lines.append(record.getMessage())
+
+
+def run_task(
+    task: Task, config: Config, options: WorkerOptions, channel: Any = None, *, capture_logs: bool = True
+) -> TaskOutcome:
+    """Run one task in this process; every expected failure comes back as an outcome, not raised.
+
+    With ``capture_logs`` (in a worker) streamguard's warnings are returned in the outcome instead
+    of printed, so the driver shows them once, in its own format, whichever machine ran the task.
+    """
     global _IN_TASK
+    logger = logging.getLogger("streamguard")
+    capture = _Capture() if capture_logs else None
+    if capture is not None:
+        logger.addHandler(capture)
+        saved = logger.propagate
+        logger.propagate = False
     _IN_TASK = True
     try:
-        return _run_task(task, config, options, channel)
+        outcome = _run_task(task, config, options, channel)
     finally:
         _IN_TASK = False
+        if capture is not None:
+            logger.removeHandler(capture)
+            logger.propagate = saved
+    if capture is not None and capture.lines:
+        outcome = dataclasses.replace(outcome, warnings=tuple(capture.lines))
+    return outcome
 
 
 def _run_task(task: Task, config: Config, options: WorkerOptions, channel: Any) -> TaskOutcome:
@@ -375,8 +405,13 @@ class Executor(Protocol):
 
 
 class _Progress:
+    """Per task key: (frames written by its latest attempt, attempts started). A Ray actor too."""
+
     def __init__(self) -> None:
         self.frames: dict[str, tuple[int, int]] = {}
+
+    def snapshot(self) -> dict[str, tuple[int, int]]:
+        return dict(self.frames)
 
     def put(self, item: tuple[str, int, bool]) -> None:
         key, frames, started = item
@@ -405,7 +440,7 @@ class InlineExecutor:
         global _STOP
         saved, _STOP = _STOP, self._stop
         try:
-            return [run_task(task, config, self.options, self._progress)]
+            return [run_task(task, config, self.options, self._progress, capture_logs=False)]
         finally:
             _STOP = saved
 
@@ -572,12 +607,23 @@ class RayPool:
             }
             if address is None and jobs:
                 kwargs["num_cpus"] = jobs * cpus_per_task
+            # Ray's core installs its own SIGTERM/SIGINT handlers (abort); the caller's (the CLI's
+            # clean stop) come back once it is up.
+            saved = (
+                {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+                if threading.current_thread() is threading.main_thread()
+                else {}
+            )
             try:
                 ray.init(address=address, **kwargs)
             except Exception as e:  # ConnectionError, ValueError, RuntimeError: all one line for the user
                 raise ClusterError(
                     f"cannot start or reach Ray at {address or 'a new local instance'}: {e}"
                 ) from e
+            finally:
+                for sig, handler in saved.items():
+                    if handler is not None:
+                        signal.signal(sig, handler)
             self._started = True
         cpus = ray.cluster_resources().get("CPU", 1.0)
         self.slots = max(1, int(cpus // cpus_per_task))
@@ -630,7 +676,7 @@ class RayPool:
 
     def progress(self) -> dict[str, tuple[int, int]]:
         try:
-            return dict(self._ray.get(self._actor.__ray_call__.remote(lambda a: a.frames), timeout=5))
+            return dict(self._ray.get(self._actor.snapshot.remote(), timeout=5))
         except Exception:  # a slow or lost actor only delays the progress display
             return {}
 
@@ -843,6 +889,8 @@ class _Scheduler:
     def _handle(self, t: Task, out: TaskOutcome) -> None:
         s = self.states[int(t.key.split(":")[1])]
         s.in_flight -= 1
+        for line in out.warnings:
+            log.warning("%s", line)
         if out.status == "cancelled" and not self.stopped():
             out = dataclasses.replace(out, status="failed", exit_code=130)  # interrupted from outside
         if out.status == "cancelled":
