@@ -19,6 +19,9 @@ time from its start to its end (worker start-up, planning, chunk warm-up and the
                    "ray s" is the time to start it, counted in the wall time
     single         the default single pass (as `streamguard IN -o OUT`), nothing held to a core
     jobs2          `streamguard IN -o OUT --jobs 2` with its defaults (chunked when long enough)
+    single-20s, jobs2-20s
+                   the same on a 20 s 240p file: the shortest that --jobs 2 cuts, and the
+                   cheapest frames, so where the workers' start-up weighs most
 
 Columns: wall s, fps (frames of the run / wall), speed-up over the one-worker run of the same
 kind, scaling efficiency (speed-up / workers), load (mean 1-minute load average during the run:
@@ -53,7 +56,12 @@ RUNS = (
     "ray2-batch",
     "single",
     "jobs2",
+    "single-20s",
+    "jobs2-20s",
 )
+#: The shortest file --jobs 2 cuts (2 x MIN_CHUNK_SECONDS), at a small size: where the workers'
+#: start-up weighs most against the single pass.
+THRESHOLD_CLIP = (20.0, 240)
 
 
 def _scene(seconds: float, height: int, seed: int):
@@ -97,6 +105,17 @@ def clips(seconds: float, height: int) -> tuple[Path, list[Path]]:
     return long, halves
 
 
+def threshold_clip() -> Path:
+    from streamguard import synth
+
+    seconds, height = THRESHOLD_CLIP
+    path = OUT / f"short_{height}p_{seconds:g}s.mp4"
+    if not path.exists():
+        print(f"generating {path.name} ...", file=sys.stderr)
+        synth.write_clip(path, _scene(seconds, height, 4))
+    return path
+
+
 # ------------------------------------------------------------------ one run (child process)
 
 
@@ -109,10 +128,10 @@ def child(name: str, long: Path, halves: list[Path], out: Path) -> dict:
     config = Config()
     t0 = time.perf_counter()
     result: dict = {"ray_s": None}
-    if name == "single":
+    if name.startswith("single"):
         r = anonymize_video(long, out / long.name, config)
         result.update(frames=r.stats.frames_out, workers=1, chunks=0)
-    elif name == "jobs2":
+    elif name.startswith("jobs2"):
         results, info = run_parallel([BatchItem(long, out / long.name)], config, jobs=2)
         result.update(frames=sum(r.frames for r in results), workers=info.workers, chunks=info.chunks)
     else:
@@ -156,6 +175,8 @@ def child(name: str, long: Path, halves: list[Path], out: Path) -> dict:
 
 
 def run(name: str, long: Path, halves: list[Path]) -> dict:
+    if name.endswith("-20s"):
+        long = threshold_clip()
     out = OUT / name
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
@@ -196,42 +217,58 @@ def run(name: str, long: Path, halves: list[Path]) -> dict:
     return data
 
 
-def table(rows: dict[str, dict]) -> str:
-    base = {"file": "pool1-file", "chunks": "pool1-file", "batch": "pool1-batch"}
-    ray_base = {"file": "ray1-file", "chunks": "ray1-file", "batch": "pool1-batch"}
+def _reference(name: str) -> str | None:
+    """The one-worker run a run is compared with."""
+    if name.startswith(("single", "jobs2")):
+        return "single-20s" if name.endswith("-20s") else "single"
+    kind = name.split("-")[1]
+    if name.startswith("ray"):
+        return "ray1-file" if kind in ("file", "chunks") else "pool1-batch"
+    return "pool1-file" if kind in ("file", "chunks") else "pool1-batch"
+
+
+def _median(values: list[float]) -> float:
+    v = sorted(values)
+    n = len(v)
+    return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
+
+
+def table(rounds: list[dict[str, dict]]) -> str:
+    """Median wall per run; speed-ups as the median of ratios within a round (runs close in time)."""
+    names = list(rounds[0])
     lines = [
         "| run | workers | chunks | frames | wall s | ray s | fps | speed-up | efficiency | load |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for name, r in rows.items():
+    for name in names:
+        rs = [r[name] for r in rounds]
+        r0 = rs[0]
+        wall = _median([r["wall"] for r in rs])
+        ref = _reference(name)
         speed = eff = ""
-        kind = name.split("-")[1] if "-" in name else ""
-        ref_name = (ray_base if name.startswith("ray") else base).get(kind)
-        if name in ("single", "jobs2"):
-            ref_name, kind = "single", "file"
-        ref = rows.get(ref_name or "")
-        if ref and ref is not r:
-            s = ref["wall"] / r["wall"]
-            speed = f"{s:.2f}x"
-            if name != "jobs2":
-                eff = f"{100 * s / r['workers']:.0f}%"
-        ray_s = f"{r['ray_s']:.1f}" if r.get("ray_s") is not None else ""
+        if ref in rounds[0] and ref != name:
+            ratios = [r[ref]["wall"] / r[name]["wall"] for r in rounds]
+            s = _median(ratios)
+            spread = f" ({min(ratios):.2f}-{max(ratios):.2f})" if len(ratios) > 1 else ""
+            speed = f"{s:.2f}x{spread}"
+            if not name.startswith("jobs2"):
+                eff = f"{100 * s / r0['workers']:.0f}%"
+        ray = [r["ray_s"] for r in rs if r.get("ray_s") is not None]
+        ray_s = f"{_median(ray):.1f}" if ray else ""
+        loads = ", ".join(f"{r['load']:.1f}" for r in rs)
         lines.append(
-            f"| {name} | {r['workers']} | {r['chunks'] or ''} | {r['frames']} | {r['wall']:.1f} | {ray_s} | "
-            f"{r['frames'] / r['wall']:.1f} | {speed} | {eff} | {r['load']:.1f} |"
+            f"| {name} | {r0['workers']} | {r0['chunks'] or ''} | {r0['frames']} | {wall:.1f} | {ray_s} | "
+            f"{r0['frames'] / wall:.1f} | {speed} | {eff} | {loads} |"
         )
-    pool2, ray2 = rows.get("pool2-chunks"), rows.get("ray2-chunks")
     notes = []
-    for a, b in (("pool2-chunks", "ray2-chunks"), ("pool2-batch", "ray2-batch")):
-        if a in rows and b in rows:
-            ra, rb = rows[a], rows[b]
-            over = rb["wall"] / ra["wall"] - 1
-            over_run = (rb["wall"] - (rb["ray_s"] or 0)) / ra["wall"] - 1
+    for a, b in (("pool2-chunks", "ray2-chunks"), ("pool2-batch", "ray2-batch"), ("pool1-file", "ray1-file")):
+        if a in rounds[0] and b in rounds[0]:
+            over = _median([r[b]["wall"] / r[a]["wall"] - 1 for r in rounds])
+            over_run = _median([(r[b]["wall"] - (r[b]["ray_s"] or 0)) / r[a]["wall"] - 1 for r in rounds])
             notes.append(
-                f"Ray against the pool, {b}: {100 * over:+.1f}% wall ({100 * over_run:+.1f}% "
-                "without starting Ray)"
+                f"- Ray against the pool, {b} / {a}: {100 * over:+.1f}% wall, {100 * over_run:+.1f}% "
+                "leaving out the start of the local Ray instance"
             )
-    del pool2, ray2
     return "\n".join(lines + [""] + notes)
 
 
@@ -240,6 +277,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=60.0, help="length of the long file (default 60)")
     ap.add_argument("--height", type=int, default=360, help="frame height (default 360, 16:9)")
     ap.add_argument("--runs", default=",".join(RUNS), help="comma-separated runs (default: all)")
+    ap.add_argument("--repeat", type=int, default=1, help="rounds of every run (median reported)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--long", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--halves", type=Path, nargs="*", help=argparse.SUPPRESS)
@@ -248,19 +286,24 @@ def main() -> None:
     if args.child:
         print(json.dumps(child(args.child, args.long, args.halves, args.out)))
         return
-    long, halves = clips(args.seconds, args.height)
-    rows: dict[str, dict] = {}
-    for name in args.runs.split(","):
+    names = args.runs.split(",")
+    for name in names:
         if name not in RUNS:
             raise SystemExit(f"unknown run {name}; one of {', '.join(RUNS)}")
-        print(f"running {name} ...", file=sys.stderr, flush=True)
-        rows[name] = run(name, long, halves)
-        print(f"  {rows[name]['wall']:.1f} s, load {rows[name]['load']:.1f}", file=sys.stderr, flush=True)
+    long, halves = clips(args.seconds, args.height)
+    rounds: list[dict[str, dict]] = []
+    for k in range(args.repeat):
+        rows: dict[str, dict] = {}
+        for name in names:
+            print(f"round {k + 1}: {name} ...", file=sys.stderr, flush=True)
+            rows[name] = run(name, long, halves)
+            print(f"  {rows[name]['wall']:.1f} s, load {rows[name]['load']:.1f}", file=sys.stderr, flush=True)
+        rounds.append(rows)
     print(
-        f"\n`python benchmarks/scale.py {' '.join(sys.argv[1:])}` ({args.seconds:g} s, "
-        f"{long.name}; batch: 2 x {args.seconds / 2:g} s; {os.cpu_count()} cores)\n"
+        f"\n`python benchmarks/scale.py {' '.join(sys.argv[1:])}` ({args.seconds:g} s of "
+        f"{long.name}; batch: 2 x {args.seconds / 2:g} s; {os.cpu_count()} cores; {args.repeat} round(s))\n"
     )
-    print(table(rows))
+    print(table(rounds))
 
 
 if __name__ == "__main__":

@@ -475,6 +475,7 @@ class LocalPool:
         self._stop = self._ctx.Event()
         self._pool: ProcessPoolExecutor | None = None
         self._running: dict[Future[TaskOutcome], tuple[Task, Config, int]] = {}
+        self._unsent: list[tuple[Task, Config, int]] = []
         self._progress = _Progress()
         self.worker_deaths = 0
 
@@ -489,52 +490,52 @@ class LocalPool:
         return self._pool
 
     def submit(self, task: Task, config: Config, attempt: int = 1) -> None:
-        fut = self._ensure_pool().submit(run_task, task, config, self.options)
+        try:
+            fut = self._ensure_pool().submit(run_task, task, config, self.options)
+        except BrokenProcessPool:
+            self._unsent.append((task, config, attempt))  # a worker died just now: see poll()
+            return
         self._running[fut] = (task, config, attempt)
 
+    def _stopping(self) -> bool:
+        return self._stop.is_set() or (self._driver_stop is not None and self._driver_stop.is_set())
+
     def poll(self, timeout: float) -> list[TaskOutcome]:
-        if not self._running:
-            time.sleep(min(timeout, 0.05))
-            return []
-        done, _ = wait(list(self._running), timeout=timeout, return_when=FIRST_COMPLETED)
         outcomes: list[TaskOutcome] = []
         lost: list[tuple[Task, Config, int]] = []
-        for fut in done:
-            task, config, attempt = self._running.pop(fut)
-            try:
-                outcomes.append(fut.result())
-            except BrokenProcessPool:
-                lost.append((task, config, attempt))
-            except BaseException as e:  # noqa: BLE001 - a bug in a task: report it, go on
-                outcomes.append(
-                    TaskOutcome(
-                        task.key, "failed", message=f"{task.input}: internal error: {e!r}", exit_code=1
-                    )
-                )
-        if lost:
+        if self._running:
+            done, _ = wait(list(self._running), timeout=timeout, return_when=FIRST_COMPLETED)
+            for fut in done:
+                task, config, attempt = self._running.pop(fut)
+                try:
+                    outcomes.append(fut.result())
+                except BrokenProcessPool:
+                    lost.append((task, config, attempt))
+                except BaseException as e:  # noqa: BLE001 - a bug in a task: report it, go on
+                    message = f"{task.input}: internal error: {e!r}"
+                    outcomes.append(TaskOutcome(task.key, "failed", message=message, exit_code=1))
+        elif not self._unsent:
+            time.sleep(min(timeout, 0.05))
+            return []
+        if lost or self._unsent:
             # A worker died (killed, out of memory, crashed): the pool is broken and every task
             # in it is lost; start a new pool and run them again.
-            self.worker_deaths += 1
+            self.worker_deaths += bool(lost)
             lost += self._running.values()
             self._running.clear()
-            assert self._pool is not None
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
-            for task, config, attempt in lost:
-                if self._stop.is_set() or (self._driver_stop is not None and self._driver_stop.is_set()):
+            unsent, self._unsent = self._unsent, []
+            if self._pool is not None:
+                self._pool.shutdown(wait=True, cancel_futures=True)
+                self._pool = None
+            for task, config, attempt in unsent + [(t, c, a + 1) for t, c, a in lost]:
+                if self._stopping():
                     outcomes.append(TaskOutcome(task.key, "cancelled", message="interrupted"))
-                elif attempt > self.max_retries:
-                    outcomes.append(
-                        TaskOutcome(
-                            task.key,
-                            "failed",
-                            exit_code=1,
-                            message=f"{task.input}: worker process died {attempt} times on this task",
-                        )
-                    )
+                elif attempt > self.max_retries + 1:
+                    message = f"{task.input}: worker process died {attempt - 1} times on this task"
+                    outcomes.append(TaskOutcome(task.key, "failed", exit_code=1, message=message))
                 else:
                     log.info("worker process died; running %s again", task.key)
-                    self.submit(task, config, attempt + 1)
+                    self.submit(task, config, attempt)
         return outcomes
 
     def progress(self) -> dict[str, tuple[int, int]]:
@@ -576,6 +577,23 @@ class _RayChannel:
         self.actor.put.remote(item)
 
 
+def _check_reachable(address: str | None, timeout: float = 5.0) -> None:
+    """Fail in seconds, not minutes, on a cluster address nothing answers at (Ray itself retries
+    its connection for minutes). ``auto`` and a local instance need no check."""
+    if not address or address == "auto":
+        return
+    import socket
+
+    hostport = address.split("://", 1)[-1].rstrip("/")
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"expected HOST:PORT, got {address!r}")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise ConnectionError(e.strerror or str(e)) from e
+
+
 class RayPool:
     """Ray tasks on a cluster (``address``) or on a Ray instance started here (``address=None``).
 
@@ -615,6 +633,7 @@ class RayPool:
                 else {}
             )
             try:
+                _check_reachable(address)
                 ray.init(address=address, **kwargs)
             except Exception as e:  # ConnectionError, ValueError, RuntimeError: all one line for the user
                 raise ClusterError(

@@ -45,6 +45,19 @@ def local_ray(tmp_path_factory):
             os.environ[KILL_ONCE_ENV] = saved
 
 
+def test_unreachable_cluster_is_one_line_and_quick(media, workdir, capsys):
+    import time
+
+    assert not ray.is_initialized()
+    t0 = time.monotonic()
+    code = main([str(media[2]), "-o", str(workdir / "x.mp4"), "--ray", "127.0.0.1:1"])
+    err = capsys.readouterr().err
+    assert code == 7 and time.monotonic() - t0 < 15, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("streamguard: error: cannot start or reach Ray"), err
+    assert list(workdir.iterdir()) == []
+
+
 def test_small_batch_on_two_ray_workers(local_ray, media, workdir, capsys):
     folder, border, a, b = media
     inputs = workdir / "in"
