@@ -18,10 +18,12 @@ time from its start to its end (worker start-up, planning, chunk warm-up and the
                    the same on a local Ray instance started by the run (num_cpus = workers);
                    "ray s" is the time to start it, counted in the wall time
     single         the default single pass (as `streamguard IN -o OUT`), nothing held to a core
-    jobs2          `streamguard IN -o OUT --jobs 2` with its defaults (chunked when long enough)
-    single-20s, jobs2-20s
-                   the same on a 20 s 240p file: the shortest that --jobs 2 cuts, and the
-                   cheapest frames, so where the workers' start-up weighs most
+    jobs2          `streamguard IN -o OUT --jobs 2` with its defaults (on a machine with no more
+                   than 2 cores one file runs whole: the single pass uses both already)
+    jobs2-cut      the same cut into two chunks (`--chunk-seconds` half the length)
+    single-20s, jobs2-cut-20s
+                   the same on a 20 s 240p file: the shortest that --jobs 2 would cut, and
+                   the cheapest frames, so where the workers' start-up weighs most
 
 Columns: wall s, fps (frames of the run / wall), speed-up over the one-worker run of the same
 kind, scaling efficiency (speed-up / workers), load (mean 1-minute load average during the run:
@@ -56,8 +58,9 @@ RUNS = (
     "ray2-batch",
     "single",
     "jobs2",
+    "jobs2-cut",
     "single-20s",
-    "jobs2-20s",
+    "jobs2-cut-20s",
 )
 #: The shortest file --jobs 2 cuts (2 x MIN_CHUNK_SECONDS), at a small size: where the workers'
 #: start-up weighs most against the single pass.
@@ -132,7 +135,9 @@ def child(name: str, long: Path, halves: list[Path], out: Path) -> dict:
         r = anonymize_video(long, out / long.name, config)
         result.update(frames=r.stats.frames_out, workers=1, chunks=0)
     elif name.startswith("jobs2"):
-        results, info = run_parallel([BatchItem(long, out / long.name)], config, jobs=2)
+        # jobs2: the defaults (one file on a 2-core machine runs whole); jobs2-cut: two chunks.
+        cut = (video_seconds(long) or 0) / 2 if "cut" in name else None
+        results, info = run_parallel([BatchItem(long, out / long.name)], config, jobs=2, chunk_seconds=cut)
         result.update(frames=sum(r.frames for r in results), workers=info.workers, chunks=info.chunks)
     else:
         workers = int(name[len("pool") if name.startswith("pool") else len("ray")])

@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 
 MEDIA_SUFFIXES = VIDEO_SUFFIXES | IMAGE_SUFFIXES
 
+#: Cores a single pass keeps busy by itself: one file is cut into chunks on a machine with more.
+SINGLE_PASS_CORES = 2
+
 Status = Literal["done", "skipped", "failed"]
 
 
@@ -193,7 +196,9 @@ def run_parallel(
     cluster at ``ray`` or on a Ray instance started here); long videos are cut into chunks.
 
     ``threads`` per worker defaults to this machine's cores divided by ``jobs`` (local) or to
-    ``cpus_per_task`` (Ray). One short file with a local pool runs here as a single pass.
+    ``cpus_per_task`` (Ray). One file with a local pool runs here as a single pass when it is
+    too short to cut, or (unless ``chunk_seconds`` is given) when this machine has no more cores
+    than a single pass uses anyway (:data:`SINGLE_PASS_CORES`).
     Raises :class:`Cancelled` if ``stop`` is set (finished chunks are kept for the next run).
     """
     from .distributed import LocalPool, RayPool, WorkerOptions, default_threads, run_distributed
@@ -209,6 +214,11 @@ def run_parallel(
     else:
         n = max(1, jobs or cpu_count())
         options = WorkerOptions(threads=threads or default_threads(n))
+        if chunk_seconds is None and len(items) == 1 and cpu_count() <= SINGLE_PASS_CORES:
+            # The single pass already keeps this many cores busy (two detector threads, codec
+            # threads): cut in chunks, one file measured no faster here (benchmarks/scale.py,
+            # README), so it runs whole unless chunk_seconds asks otherwise.
+            chunk_seconds = 0
 
         def make() -> Executor:
             return LocalPool(n, options, max_retries=max_retries, stop=stop)
