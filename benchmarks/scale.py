@@ -27,7 +27,11 @@ time from its start to its end (worker start-up, planning, chunk warm-up and the
 
 Columns: wall s, fps (frames of the run / wall), speed-up over the one-worker run of the same
 kind, scaling efficiency (speed-up / workers), load (mean 1-minute load average during the run:
-one run of two workers adds about 2 on a 2-core machine, more means other work shared it).
+one run of two workers adds about 2 on a 2-core machine, more means other work shared it);
+busiest worker CPU s (CPU time of the worker process with the most work, its tasks only, not
+its start-up) and CPU speed-up (the one-worker run's worker CPU over that): what the wall
+speed-up would be if every worker had its core to itself, which other work on a shared machine
+cannot disturb much.
 Outputs go to benchmarks/out/scale (not committed); the clips are generated once and cached.
 """
 
@@ -171,7 +175,12 @@ def child(name: str, long: Path, halves: list[Path], out: Path) -> dict:
         failed = [r for r in results if r.status != "done"]
         if failed:
             raise SystemExit(f"{name}: {failed}")
-        result.update(frames=sum(r.frames for r in results), workers=workers, chunks=info.chunks)
+        result.update(
+            frames=sum(r.frames for r in results),
+            workers=workers,
+            chunks=info.chunks,
+            worker_cpu=sorted(info.worker_cpu.values(), reverse=True),
+        )
     result["seconds"] = time.perf_counter() - t0
     return result
 
@@ -242,8 +251,9 @@ def table(rounds: list[dict[str, dict]]) -> str:
     """Median wall per run; speed-ups as the median of ratios within a round (runs close in time)."""
     names = list(rounds[0])
     lines = [
-        "| run | workers | chunks | frames | wall s | ray s | fps | speed-up | efficiency | load |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| run | workers | chunks | frames | wall s | ray s | fps | speed-up | efficiency | load "
+        "| busiest worker CPU s | CPU speed-up |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name in names:
         rs = [r[name] for r in rounds]
@@ -261,9 +271,15 @@ def table(rounds: list[dict[str, dict]]) -> str:
         ray = [r["ray_s"] for r in rs if r.get("ray_s") is not None]
         ray_s = f"{_median(ray):.1f}" if ray else ""
         loads = ", ".join(f"{r['load']:.1f}" for r in rs)
+        cpu = cpu_speed = ""
+        if r0.get("worker_cpu"):
+            cpu = f"{_median([r['worker_cpu'][0] for r in rs]):.1f}"
+            if ref in rounds[0] and ref != name and rounds[0][ref].get("worker_cpu"):
+                c = _median([sum(r[ref]["worker_cpu"]) / r[name]["worker_cpu"][0] for r in rounds])
+                cpu_speed = f"{c:.2f}x"
         lines.append(
             f"| {name} | {r0['workers']} | {r0['chunks'] or ''} | {r0['frames']} | {wall:.1f} | {ray_s} | "
-            f"{r0['frames'] / wall:.1f} | {speed} | {eff} | {loads} |"
+            f"{r0['frames'] / wall:.1f} | {speed} | {eff} | {loads} | {cpu} | {cpu_speed} |"
         )
     notes = []
     for a, b in (("pool2-chunks", "ray2-chunks"), ("pool2-batch", "ray2-batch"), ("pool1-file", "ray1-file")):

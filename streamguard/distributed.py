@@ -146,6 +146,9 @@ class TaskOutcome:
     exit_code: int = 0
     #: Warnings the task logged in its worker, for the driver to print (workers print nothing).
     warnings: tuple[str, ...] = ()
+    #: Which worker process ran it (host:pid) and the CPU seconds its process spent on it.
+    worker: str = ""
+    cpu_seconds: float = 0.0
 
 
 # -- the worker side -------------------------------------------------------------------------------
@@ -308,6 +311,7 @@ def run_task(
         saved = logger.propagate
         logger.propagate = False
     _IN_TASK = True
+    cpu0 = time.process_time()
     try:
         outcome = _run_task(task, config, options, channel)
     finally:
@@ -315,9 +319,14 @@ def run_task(
         if capture is not None:
             logger.removeHandler(capture)
             logger.propagate = saved
-    if capture is not None and capture.lines:
-        outcome = dataclasses.replace(outcome, warnings=tuple(capture.lines))
-    return outcome
+    import socket
+
+    return dataclasses.replace(
+        outcome,
+        warnings=tuple(capture.lines) if capture is not None else (),
+        worker=f"{socket.gethostname()}:{os.getpid()}",
+        cpu_seconds=time.process_time() - cpu0,
+    )
 
 
 def _run_task(task: Task, config: Config, options: WorkerOptions, channel: Any) -> TaskOutcome:
@@ -747,6 +756,8 @@ class RunInfo:
     chunks: int = 0
     reused_chunks: int = 0
     retried_tasks: int = 0
+    #: CPU seconds per worker process (host:pid), summed over the tasks it finished.
+    worker_cpu: dict[str, float] = field(default_factory=dict)
 
 
 def auto_chunk_seconds(durations: list[float], slots: int) -> float:
@@ -782,6 +793,7 @@ class _Scheduler:
         self.queue: deque[Task] = deque()
         self.done_frames = 0
         self.total_frames = 0
+        self.worker_cpu: dict[str, float] = {}
 
     def record(self, r: Any) -> None:
         self.results.append(r)
@@ -908,6 +920,8 @@ class _Scheduler:
     def _handle(self, t: Task, out: TaskOutcome) -> None:
         s = self.states[int(t.key.split(":")[1])]
         s.in_flight -= 1
+        if out.worker:
+            self.worker_cpu[out.worker] = self.worker_cpu.get(out.worker, 0.0) + out.cpu_seconds
         for line in out.warnings:
             log.warning("%s", line)
         if out.status == "cancelled" and not self.stopped():
@@ -981,6 +995,7 @@ class _Scheduler:
             sum(len(p.chunks) for p in plans),
             sum(s.reused_chunks for s in self.states.values()),
             retried,
+            dict(self.worker_cpu),
         )
 
 
