@@ -138,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--jobs",
         type=int,
         default=None,
+        metavar="N",
         help="worker processes: files, or chunks of a long video, in parallel (default 1; "
         "with --ray: at most this many tasks at once)",
     )
