@@ -748,6 +748,13 @@ class _FileState:
 
 
 @dataclass(frozen=True, slots=True)
+class _PlanMarker:
+    """In the driver's queue only: plan this file when reached."""
+
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
 class RunInfo:
     """What :func:`run_distributed` did beyond the per-file results."""
 
@@ -790,10 +797,12 @@ class _Scheduler:
         self.results: list[Any] = []
         self.states: dict[int, _FileState] = {}
         self.durations: dict[int, float] = {}
-        self.queue: deque[Task] = deque()
+        self.queue: deque[Task | _PlanMarker] = deque()
         self.done_frames = 0
         self.total_frames = 0
         self.worker_cpu: dict[str, float] = {}
+        self.frames_estimate: dict[int, int] = {}
+        self.length = 0.0
 
     def record(self, r: Any) -> None:
         self.results.append(r)
@@ -804,9 +813,9 @@ class _Scheduler:
         return self.stop is not None and self.stop.is_set()
 
     def survey(self) -> None:
-        """Skip finished outputs; read each video's duration from its header (cheap)."""
+        """Skip finished outputs; read each video's duration and frame count from its header."""
         from .batch import BatchResult
-        from .chunks import video_seconds
+        from .sources import probe_video
 
         for i, item in enumerate(self.items):
             if item.output.exists() and not self.overwrite:
@@ -823,14 +832,16 @@ class _Scheduler:
                 s.failed = TaskOutcome(f"file:{i}", "failed", message=str(e), exit_code=e.exit_code)
                 self._finish_failed(s)
                 continue
-            if (
-                self.chunk_seconds != 0
-                and _is_video(s.input)
-                and s.output.suffix.lower() in CHUNKABLE_SUFFIXES
-            ):
-                d = video_seconds(s.input)
-                if d:
-                    self.durations[i] = d
+            if not _is_video(s.input):
+                self.frames_estimate[i] = 1
+                continue
+            try:
+                info = probe_video(s.input)
+            except InputError:
+                continue  # its task reports the problem, in its own words
+            self.frames_estimate[i] = info.frames or 0
+            if self.chunk_seconds != 0 and info.duration and s.output.suffix.lower() in CHUNKABLE_SUFFIXES:
+                self.durations[i] = info.duration
 
     def chunk_length(self, slots: int) -> float:
         if self.chunk_seconds:
@@ -842,35 +853,42 @@ class _Scheduler:
         return any(d >= 2 * length for d in self.durations.values())
 
     def plan(self, slots: int) -> None:
-        """Cut the long videos into chunk tasks (or resume their plans); whole-file tasks for the rest."""
-        length = self.chunk_length(slots)
+        """Queue a whole-file task per file, or, for a video long enough to cut, a marker that
+        plans it (reads its packets, or resumes its manifest) when the queue reaches it: an
+        archive's planning is spread over the run instead of holding up its start."""
+        self.length = self.chunk_length(slots)
         for s in self.states.values():
             if s.failed is not None:
                 continue
+            self.total_frames += self.frames_estimate.get(s.index, 0)
             d = self.durations.get(s.index)
-            if d is not None and d >= 2 * length:
-                try:
-                    self._plan_file(s, length)
-                except StreamguardError as e:
-                    s.failed = TaskOutcome(f"file:{s.index}", "failed", message=str(e), exit_code=e.exit_code)
-                    self._finish_failed(s)
-                    continue
-            if s.plan is not None:
-                assert s.work is not None
-                for spec in s.plan.chunks:
-                    if spec.index in s.pending_chunks:
-                        self.queue.append(
-                            ChunkTask(
-                                f"chunk:{s.index}:{spec.index}", s.input, spec, s.work.chunk_path(spec.index)
-                            )
-                        )
-                if not s.pending_chunks:
-                    self.queue.append(self._join_task(s))
-                self.total_frames += s.plan.frames
-                self.done_frames += s.frames
+            if d is not None and d >= 2 * self.length:
+                self.queue.append(_PlanMarker(f"plan:{s.index}"))
             else:
                 self.queue.append(FileTask(f"file:{s.index}", s.input, s.output, self.overwrite))
-                self.total_frames += _estimate_frames(s.input)
+
+    def _expand(self, s: _FileState) -> None:
+        """Replace a file's plan marker with its chunk tasks (or its join, or a whole-file task)."""
+        try:
+            self._plan_file(s, self.length)
+        except StreamguardError as e:
+            s.failed = TaskOutcome(f"file:{s.index}", "failed", message=str(e), exit_code=e.exit_code)
+            self._finish_failed(s)
+            return
+        if s.plan is None:
+            self.queue.appendleft(FileTask(f"file:{s.index}", s.input, s.output, self.overwrite))
+            return
+        assert s.work is not None
+        tasks: list[Task] = [
+            ChunkTask(f"chunk:{s.index}:{spec.index}", s.input, spec, s.work.chunk_path(spec.index))
+            for spec in s.plan.chunks
+            if spec.index in s.pending_chunks
+        ]
+        if not tasks:
+            tasks = [self._join_task(s)]
+        self.queue.extendleft(reversed(tasks))
+        self.total_frames += s.plan.frames - self.frames_estimate.get(s.index, 0)
+        self.done_frames += s.frames
 
     def _plan_file(self, s: _FileState, length: float) -> None:
         work = WorkDir(s.output)
@@ -964,6 +982,9 @@ class _Scheduler:
                     s = self.states[int(t.key.split(":")[1])]
                     if s.failed is not None:
                         continue  # its file failed already: the rest of it is not worth running
+                    if isinstance(t, _PlanMarker):
+                        self._expand(s)
+                        continue
                     s.started = s.started or time.perf_counter()
                     s.in_flight += 1
                     in_flight[t.key] = t
@@ -1038,7 +1059,7 @@ def run_distributed(
         from .batch import _run_one
 
         (s,) = todo
-        total = _estimate_frames(s.input)
+        total = sched.frames_estimate.get(s.index, 0)
         progress = (lambda n: on_progress(n, total)) if on_progress is not None else None
         r = _run_one(s.item, config, overwrite, stop, None, progress=progress)
         if stop is not None and stop.is_set():
