@@ -194,7 +194,11 @@ def _claim_core(claim_dir: str) -> None:
         except FileExistsError:
             continue
         os.close(fd)
-        os.sched_setaffinity(0, {core})
+        # Every thread that exists already (imports start some); later ones inherit it.
+        tids = [int(t) for t in os.listdir("/proc/self/task")] if os.path.isdir("/proc/self/task") else [0]
+        for tid in tids:
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(tid, {core})
         return
     log.debug("no free core to pin worker %d to", os.getpid())
 
