@@ -57,7 +57,7 @@ from .detect import FaceDetector, create_detector, detect_upright
 from .scenecut import SceneCutDetector
 from .sweep import SweepDetectStage
 from .tiling import TiledDetector
-from .track import Tracker
+from .track import Tracker, to_near_edges
 from .types import Box, Frame, Region
 
 __all__ = [
@@ -459,17 +459,22 @@ class LiveSession:
         old = before.tracker.predict(frame.captured_at) if before is not None else []
         boxes = [(trk.box, "detection" if trk.matched else "prediction", trk.id, trk.score) for trk in new]
         boxes += [(trk.box, "prediction", trk.id, trk.score) for trk in old]
-        if before is not None and after.time > before.time:
-            # A face in both looks: also where it was on the way between them.
-            k = (frame.captured_at - before.time) / (after.time - before.time)
-            then = {trk.id: trk.box for trk in old}
-            for trk in new:
-                a = then.get(trk.id)
-                if a is not None:
-                    b = trk.box
-                    box = Box(a.x1 + (b.x1 - a.x1) * k, a.y1 + (b.y1 - a.y1) * k,
-                              a.x2 + (b.x2 - a.x2) * k, a.y2 + (b.y2 - a.y2) * k)
-                    boxes.append((box, "prediction", trk.id, trk.score))
+        then = {trk.id: trk.box for trk in old}
+        early = max(0.0, after.time - frame.captured_at)
+        for trk in new:
+            a = then.get(trk.id)
+            if a is not None and before is not None and after.time > before.time:
+                # A face in both looks: also where it was on the way between them.
+                k = (frame.captured_at - before.time) / (after.time - before.time)
+                b = trk.box
+                box = Box(a.x1 + (b.x1 - a.x1) * k, a.y1 + (b.y1 - a.y1) * k,
+                          a.x2 + (b.x2 - a.x2) * k, a.y2 + (b.y2 - a.y2) * k)
+                boxes.append((box, "prediction", trk.id, trk.score))
+            elif a is None and early > 0:
+                # First seen in a later frame: it may have come from further away (as file mode's
+                # backfill: grown with the time between, and out to a near frame edge).
+                grown = to_near_edges(trk.box, frame.width, frame.height).grown(0.1 + early)
+                boxes.append((grown, "backfill", trk.id, trk.score))
         bounds = Box(0, 0, frame.width, frame.height)
         return tuple(Region(box, source, tid, score) for box, source, tid, score in boxes
                      if box.intersection(bounds) > 0)

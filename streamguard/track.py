@@ -49,7 +49,7 @@ def _union(a: Box, b: Box) -> Box:
     return Box(min(a.x1, b.x1), min(a.y1, b.y1), max(a.x2, b.x2), max(a.y2, b.y2))
 
 
-def _to_near_edges(b: Box, width: int, height: int) -> Box:
+def to_near_edges(b: Box, width: int, height: int) -> Box:
     """``b`` extended to each frame edge that is less than one box size away."""
     return Box(min(b.x1, 0.0) if b.x1 < b.width else b.x1, min(b.y1, 0.0) if b.y1 < b.height else b.y1,
                max(b.x2, width) if width - b.x2 < b.width else b.x2,
@@ -403,7 +403,7 @@ class TrackStage(Stage):
             # The birth box (a little larger the further back in time, and stretched to a near
             # frame edge, through which the face most likely came in): right for a face that
             # turned to the camera, and the only guess until a second detection gives a velocity.
-            box = _to_near_edges(birth.box, held.frame.width, held.frame.height).grown(0.1 + 0.5 * dt)
+            box = to_near_edges(birth.box, held.frame.width, held.frame.height).grown(0.1 + 0.5 * dt)
             # Back along each velocity estimate; kept beside the birth box as young velocities
             # are noisy (a face half out of the frame has a box that grows as much as it moves).
             for vx, vy in birth.velocities:
