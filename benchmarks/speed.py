@@ -4,6 +4,7 @@ Speed table (default mode):
 
     python benchmarks/speed.py                      # generated 30 s 720p and 1080p clips
     python benchmarks/speed.py --seconds 10 --heights 720 --presets balanced
+    python benchmarks/speed.py --seconds 10 --heights 1080 --pan 60   # and a panning camera
     python benchmarks/speed.py --with-deface        # also the peer, in its own venv
     python benchmarks/speed.py my_clip.mp4          # any file (no recall without ground truth)
 
@@ -92,19 +93,20 @@ def _speed_faces(height: int, seconds: float, *, periodic: bool = False) -> tupl
     return tuple(faces)
 
 
-def make_clip(height: int, seconds: float) -> Path:
+def make_clip(height: int, seconds: float, pan: float = 0.0) -> Path:
     """A clip with faces of 20-300 px (at 1080p) and its ground truth, cached in benchmarks/out."""
     from streamguard import synth
 
     width = height * 16 // 9
-    path = OUT / f"speed_{height}p_{seconds:g}s.mp4"
+    # pan: the camera moves (px/s), so every part of the picture changes on every frame.
+    path = OUT / f"speed_{height}p_{seconds:g}s{f'_pan{pan:g}' if pan else ''}.mp4"
     gt_path = path.with_suffix(".json")
     if path.exists() and gt_path.exists():
         return path
     OUT.mkdir(exist_ok=True)
     print(f"generating {path.name} ...", flush=True)
     scene = synth.Scene(width=width, height=height, fps=30, duration=seconds,
-                        faces=_speed_faces(height, seconds), seed=12)
+                        faces=_speed_faces(height, seconds), seed=12, pan=pan)
     tmp = path.with_name(".tmp-" + path.name)
     gt = synth.write_clip(tmp, scene, crf=20)
     gt.to_json(gt_path)
@@ -420,7 +422,8 @@ def recall(src: Path, out: Path) -> dict[str, float]:
 
 
 def speed_mode(a: argparse.Namespace) -> None:
-    clips = list(a.files) or [make_clip(int(h), a.seconds) for h in a.heights.split(",")]
+    clips = list(a.files) or [make_clip(int(h), a.seconds, pan) for h in a.heights.split(",")
+                              for pan in ([0.0, a.pan] if a.pan else [0.0])]
     if a.with_deface:
         print(f"deface {deface_version()} from {DEFACE_VENV}", flush=True)
     print(f"{os.cpu_count()} CPUs; load average before: {os.getloadavg()[0]:.2f}", flush=True)
@@ -581,6 +584,9 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("files", nargs="*", type=Path, help="clips to measure instead of the generated ones")
     ap.add_argument("--seconds", type=float, default=30.0, help="length of the generated clips (default 30)")
+    ap.add_argument("--pan", type=float, default=0.0, metavar="PX_PER_S",
+                    help="also a moving-camera clip per height, panning this fast (fixed cameras let "
+                    "streamguard skip tiles where nothing changed; a pan changes every tile)")
     ap.add_argument("--heights", default="720,1080", help="heights of the generated clips (default 720,1080)")
     ap.add_argument("--presets", default="fast,balanced,thorough",
                     help="streamguard presets (comma-separated)")
