@@ -24,7 +24,7 @@ from .config import PRESETS, AnonymizeConfig, Config, DetectConfig, EncodeConfig
 from .errors import Cancelled, InputError, StreamguardError
 
 if TYPE_CHECKING:
-    from .batch import BatchResult
+    from .batch import BatchItem, BatchResult
 
 __all__ = ["main", "build_parser"]
 
@@ -337,7 +337,7 @@ def _parallel(args: argparse.Namespace) -> bool:
 
 def _run_parallel(args: argparse.Namespace, config: Config, stop: threading.Event) -> int:
     """--jobs N / --ray: one file (chunked when long) or a batch, through one scheduler."""
-    from .batch import BatchItem, collect_inputs, plan_outputs, run_parallel
+    from .batch import BatchItem, run_parallel
     from .errors import OutputError
 
     if args.report is not None:
@@ -355,20 +355,7 @@ def _run_parallel(args: argparse.Namespace, config: Config, stop: threading.Even
             raise OutputError(f"{out}: already exists (use --overwrite to replace it)")
         items = [BatchItem(src, out)]
     else:
-        outdir = args.output
-        if outdir is not None:
-            if outdir.exists() and not outdir.is_dir():
-                raise UsageError(f"{outdir}: several inputs need an output folder, not a file")
-            outdir.mkdir(parents=True, exist_ok=True)
-        found, skipped = collect_inputs(args.inputs, recursive=args.recursive)
-        for f in skipped:
-            log.warning("%s: not a supported image or video, skipped", f)
-        if not found:
-            where = ", ".join(str(p) for p in args.inputs)
-            raise InputError(
-                f"{where}: no images or videos found" + ("" if args.recursive else " (try --recursive)")
-            )
-        items = plan_outputs(found, outdir)
+        items, skipped = _batch_items(args)
     bar = _Progress(sys.stderr.isatty() and not args.quiet, items[0].input.name if single else "frames")
     started = False
 
@@ -427,11 +414,10 @@ def _run_parallel(args: argparse.Namespace, config: Config, stop: threading.Even
     return failed[0].exit_code if failed else EXIT_OK
 
 
-def _run_batch(args: argparse.Namespace, config: Config, stop: threading.Event) -> int:
-    from .batch import collect_inputs, plan_outputs, run_batch
+def _batch_items(args: argparse.Namespace) -> tuple[list[BatchItem], list[Path]]:
+    """The inputs' media files mapped to their outputs (the output folder made), and what was skipped."""
+    from .batch import collect_inputs, plan_outputs
 
-    if args.report is not None:
-        raise UsageError("--report takes one input file")
     outdir = args.output
     if outdir is not None:
         if outdir.exists() and not outdir.is_dir():
@@ -445,7 +431,15 @@ def _run_batch(args: argparse.Namespace, config: Config, stop: threading.Event) 
         raise InputError(
             f"{where}: no images or videos found" + ("" if args.recursive else " (try --recursive)")
         )
-    items = plan_outputs(found, outdir)
+    return plan_outputs(found, outdir), skipped
+
+
+def _run_batch(args: argparse.Namespace, config: Config, stop: threading.Event) -> int:
+    from .batch import run_batch
+
+    if args.report is not None:
+        raise UsageError("--report takes one input file")
+    items, skipped = _batch_items(args)
     show = sys.stderr.isatty() and not args.quiet
     bar = _Progress(show, "files")
     bar.start(len(items))
