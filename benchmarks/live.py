@@ -27,7 +27,8 @@ Columns:
               destroyed = detail energy < 0.2 and correlation < 0.5; on curtained frames the
               notice text along the bottom adds energy of its own, so there a face reaching into
               it is judged above it, or by correlation alone if less than half is above)
-  raw         frames that reached a sink unprotected, or not curtained although detection had
+  raw         frames that reached a sink unprotected, or not curtained although (waiting) no look at
+              the frame or a newer one covered it, or (nowait) detection had
               delivered nothing for longer than --max-detect-age: must be 0
 """
 
@@ -243,7 +244,7 @@ def worker(size: str, mode: str, seconds: float, detection: str, max_age: float)
 
     def on_frame(frame, info) -> None:
         frames.append({"index": frame.index, "pts": frame.pts, "protected": frame.protected,
-                       "curtain": info.curtain, "age": info.detect_age,
+                       "curtain": info.curtain, "age": info.detect_age, "looked": info.detected_index,
                        "faces": [r.box for r in frame.regions if r.source != "curtain"]})
 
     # "nowait": frames shown at once, covered by the last look's predictions (live --no-wait).
@@ -279,8 +280,12 @@ def worker(size: str, mode: str, seconds: float, detection: str, max_age: float)
         pos = cam.positions[f["index"]]
         t = pos / FPS
         by_pts[f["pts"]] = (f, pos)
-        if not f["protected"] or (f["curtain"] is None and (f["age"] is None or f["age"] > max_age)):
+        if not f["protected"]:
             raw += 1
+        elif f["curtain"] is None and mode == "nowait" and (f["age"] is None or f["age"] > max_age):
+            raw += 1  # shown from a detection result that was too old
+        elif f["curtain"] is None and mode != "nowait" and (f["looked"] is None or f["looked"] < f["index"]):
+            raw += 1  # shown without a look at this frame or a newer one
         for box in _judged(gt.frames[pos].boxes):
             face_frames += 1
             cover = _coverage((h, w), f["faces"], box) if f["curtain"] is None else 1.0

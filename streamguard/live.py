@@ -94,6 +94,8 @@ TIME_BASE = Fraction(1, 90_000)
 _POLL = 0.05  # seconds between stop checks while waiting
 #: Seconds a frame may wait beyond its look before a newer, looked-at frame is shown instead.
 _SHOW_LATE = 0.1
+#: Seconds a frame may wait for a look while the detector is working but slow (then curtained).
+MAX_WAIT = 1.0
 _JOIN = 5.0  # seconds to wait for a thread at shutdown (a real detection takes < 0.5 s)
 
 
@@ -293,11 +295,11 @@ class LiveSession:
         self.wait = wait
         self._published = threading.Condition(self._lock)
         self._results: deque[_Result] = deque(maxlen=32)
-        # The frames waiting for a look: as many as can wait ``max_detect_age``; older ones are
-        # dropped (they would be curtained anyway).
+        # The frames waiting for a look: as many as can wait ``MAX_WAIT``; older ones are dropped
+        # (they would be curtained anyway).
         self._line: deque[_Captured] = deque()
         self._line_cond = threading.Condition()
-        self._line_max = max(2, math.ceil(max_detect_age * max(source.fps, 1.0)) + 2)
+        self._line_max = max(2, math.ceil(max(MAX_WAIT, max_detect_age) * max(source.fps, 1.0)) + 2)
         self._line_closed = False
         self._line_dropped = 0
         self._result: _Result | None = None
@@ -413,18 +415,20 @@ class LiveSession:
         return before, after
 
     def _await_look(self, item: _Captured, stop: threading.Event) -> None:
-        """Wait until the detector has looked at this frame or a newer one, it failed, or the
-        frame has waited ``max_detect_age`` (then it is curtained as stalled)."""
+        """Wait until the detector has looked at this frame or a newer one, or it failed, or it
+        stalled (nothing for ``max_detect_age``), or the frame waited ``MAX_WAIT``: then it is
+        curtained. A slow but working detector costs latency here, not a hidden picture."""
         captured = item.frame.captured_at
         assert captured is not None
-        deadline = captured + self.max_detect_age
+        deadline = captured + max(MAX_WAIT, self.max_detect_age)
         with self._published:
             while not (stop.is_set() or self._halt.is_set() or self._detect_error is not None
                        or self._looks(captured)[1] is not None):
-                left = deadline - time.monotonic()
-                if left <= 0:
+                now = time.monotonic()
+                last = self._result.finished_at if self._result is not None else max(self._started, captured)
+                if now >= deadline or now - last > self.max_detect_age:
                     return
-                self._published.wait(min(left, _POLL))
+                self._published.wait(_POLL / 5)
 
     def _curtain_reason(self, item: _Captured, now: float
                         ) -> tuple[str | None, tuple[_Result | None, _Result] | None, float | None]:
