@@ -38,6 +38,19 @@ def require_protected(frame: Frame) -> None:
         raise UnprotectedFrameError(f"frame {frame.index} reached the sink unprotected")
 
 
+def _umask() -> int:
+    """This process's umask, without changing it (Linux reports it in /proc)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: read it by setting it, and put it back at once
+    os.umask(mask)
+    return mask
+
+
 class AtomicPath:
     """A temporary file beside ``final`` that becomes ``final`` only on :meth:`commit`."""
 
@@ -60,6 +73,12 @@ class AtomicPath:
         os.close(fd)
         self.tmp = Path(tmp)
         self.done = False
+        # mkstemp makes the file 0600; the result should get the permissions any new file of
+        # this user gets (shared newsroom folders, a web server publishing it).
+        try:
+            os.chmod(self.tmp, 0o666 & ~_umask())
+        except OSError:
+            pass
 
     def commit(self) -> Path:
         if self.final.exists() and not self.overwrite:

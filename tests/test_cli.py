@@ -89,6 +89,18 @@ def test_video_default_output_name(capsys, copy_of, face_clip):
     assert (src.parent / "clip.anonymized.mp4").exists()
 
 
+def test_output_gets_the_users_usual_permissions(capsys, copy_of, face_clip):
+    src = copy_of(face_clip[0], "clip.mp4")
+    old = os.umask(0o027)
+    try:
+        code, err = run_main(capsys, str(src), "--quiet", "--detection", "fast")
+    finally:
+        os.umask(old)
+    assert code == 0, err
+    # Not the 0600 of the temporary file it was written as.
+    assert (src.parent / "clip.anonymized.mp4").stat().st_mode & 0o777 == 0o640
+
+
 def test_bad_option_values_are_usage_errors(capsys, face_clip):
     for args in (["--threshold", "1.5"], ["--strength", "0"], ["--mode", "smear"], ["--crf", "99"]):
         with pytest.raises(SystemExit) as e:
