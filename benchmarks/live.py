@@ -4,7 +4,7 @@ stalling detector.
     python benchmarks/live.py                          # 640x480 and 1280x720, 30 s each
     python benchmarks/live.py --seconds 10 --sizes 1280x720
     python benchmarks/live.py --detection balanced     # another preset than the live default
-    python benchmarks/live.py --modes normal,nowait    # waiting for a look against live --no-wait
+    python benchmarks/live.py --modes normal,wait      # the default against live --wait
 
 A 10 s labelled clip per size (real public-domain faces from :mod:`streamguard.synth`, cached in
 ``benchmarks/out/live``) is played by the stand-in camera at 30 fps on the wall clock, looping, for
@@ -28,8 +28,12 @@ Columns:
               notice text along the bottom adds energy of its own, so there a face reaching into
               it is judged above it, or by correlation alone if less than half is above)
   raw         frames that reached a sink unprotected, or not curtained although (waiting) no look at
-              the frame or a newer one covered it, or (nowait) detection had
+              the frame or a newer one covered it, or (not waiting) detection had
               delivered nothing for longer than --max-detect-age: must be 0
+  moving      mean share of the picture covered whole as "changed since the last look" (not waiting)
+
+Modes: normal (the live default: frames shown at once, what changed since the last look covered
+whole), stall (the same with a detector that sleeps 1 s every 5 s) and wait (live --wait).
 """
 
 from __future__ import annotations
@@ -100,8 +104,9 @@ def make_clip(width: int, height: int) -> Path:
     return path
 
 
-def _coverage(shape: tuple[int, int], faces, box) -> float:
-    """Share of ``box`` inside the union of the ellipses covered for ``faces`` (region face boxes)."""
+def _coverage(shape: tuple[int, int], faces, box, areas=()) -> float:
+    """Share of ``box`` inside the union of the ellipses covered for ``faces`` (region face boxes)
+    and the rectangles ``areas`` (moving parts covered whole)."""
     import cv2
     import numpy as np
 
@@ -117,6 +122,9 @@ def _coverage(shape: tuple[int, int], faces, box) -> float:
         axes = (max(1, round(e.width * 8)), max(1, round(e.height * 8)))
         centre = (round((cx - x1) * 16), round((cy - y1) * 16))  # 4 fractional bits
         cv2.ellipse(mask, centre, axes, 0, 0, 360, 1, -1, cv2.LINE_8, 4)
+    for a in areas:
+        ax1, ay1, ax2, ay2 = a.as_int()
+        mask[max(0, ay1 - y1):max(0, ay2 - y1), max(0, ax1 - x1):max(0, ax2 - x1)] = 1
     return float(mask.mean()) if mask.size else 1.0
 
 
@@ -245,11 +253,12 @@ def worker(size: str, mode: str, seconds: float, detection: str, max_age: float)
     def on_frame(frame, info) -> None:
         frames.append({"index": frame.index, "pts": frame.pts, "protected": frame.protected,
                        "curtain": info.curtain, "age": info.detect_age, "looked": info.detected_index,
-                       "faces": [r.box for r in frame.regions if r.source != "curtain"]})
+                       "faces": [r.box for r in frame.regions if r.is_face],
+                       "areas": [r.box for r in frame.regions if r.source == "motion"]})
 
-    # "nowait": frames shown at once, covered by the last look's predictions (live --no-wait).
+    waiting = mode == "wait"
     session = LiveSession(cam, config, [rec], detector=det, max_detect_age=max_age, on_frame=on_frame,
-                          wait=mode != "nowait")
+                          wait=waiting)
     samples: list[tuple[dict, int, int, float, dict]] = []
 
     def sample() -> None:
@@ -272,6 +281,17 @@ def worker(size: str, mode: str, seconds: float, detection: str, max_age: float)
     cam.close()
     cpu = (r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime) / wall
 
+    # Share of the picture covered whole because it changed since the last look (uncurtained frames).
+    shares = []
+    for f in frames:
+        if f["curtain"] is None:
+            cells = np.zeros((h // 8 + 1, w // 8 + 1), bool)
+            for a in f["areas"]:
+                x1, y1, x2, y2 = a.as_int()
+                cells[max(0, y1) // 8:(y2 + 7) // 8, max(0, x1) // 8:(x2 + 7) // 8] = True
+            shares.append(cells.mean())
+    moving = float(np.mean(shares)) if shares else 0.0
+
     # Regions against ground truth, every output frame.
     face_frames = exposed = exposed_new = raw = 0
     misses: list[dict] = []  # every exposed face-frame, for results.json
@@ -282,13 +302,13 @@ def worker(size: str, mode: str, seconds: float, detection: str, max_age: float)
         by_pts[f["pts"]] = (f, pos)
         if not f["protected"]:
             raw += 1
-        elif f["curtain"] is None and mode == "nowait" and (f["age"] is None or f["age"] > max_age):
+        elif f["curtain"] is None and not waiting and (f["age"] is None or f["age"] > max_age):
             raw += 1  # shown from a detection result that was too old
-        elif f["curtain"] is None and mode != "nowait" and (f["looked"] is None or f["looked"] < f["index"]):
+        elif f["curtain"] is None and waiting and (f["looked"] is None or f["looked"] < f["index"]):
             raw += 1  # shown without a look at this frame or a newer one
         for box in _judged(gt.frames[pos].boxes):
             face_frames += 1
-            cover = _coverage((h, w), f["faces"], box) if f["curtain"] is None else 1.0
+            cover = _coverage((h, w), f["faces"], box, f["areas"]) if f["curtain"] is None else 1.0
             if cover < COVERED:
                 exposed += 1
                 since = _appeared(sc, t, box)
@@ -349,7 +369,7 @@ def worker(size: str, mode: str, seconds: float, detection: str, max_age: float)
         "p50": stats.latency_ms(50), "p95": stats.latency_ms(95), "cpu": cpu,
         "detect_ms": stats.detect_ms, "detect_alone_ms": detect_alone, "detections": stats.detections,
         "curtain": stats.curtain_frames, "curtain_reasons": stats.curtain_reasons,
-        "face_frames": face_frames, "exposed": exposed, "exposed_new": exposed_new,
+        "face_frames": face_frames, "exposed": exposed, "exposed_new": exposed_new, "moving": moving,
         "pix_frames": pix_frames, "pix_exposed": pix_exposed, "raw": raw,
         "recorded": rec.frames, "record_dropped": rec.dropped,
         "stalls": getattr(det, "stalls", 0), "roles": roles,
@@ -368,7 +388,7 @@ def run_worker(*args: str) -> dict:
 def table(rows: list[dict]) -> str:
     head = ("| size | detector | out fps | dropped | latency p50 / p95 ms | CPU (1 core = 100%) "
             "| detect ms (in session) | curtained frames | face-frames >= 32 px | exposed (new) "
-            "| exposed on recorded pixels | raw frames |")
+            "| exposed on recorded pixels | raw frames | moving |")
     lines = [head, "|---" * (head.count("|") - 1) + "|"]
     for r in rows:
         mode = f"stall 1 s / 5 s (x{r['stalls']})" if r["mode"] == "stall" else r["mode"]
@@ -376,7 +396,7 @@ def table(rows: list[dict]) -> str:
             f"| {r['size']} | {mode} | {r['fps']:.1f} | {r['dropped']} of {r['captured']} "
             f"| {r['p50']:.0f} / {r['p95']:.0f} | {100 * r['cpu']:.0f}% | {r['detect_ms']:.0f} "
             f"| {r['curtain']} | {r['face_frames']} | {r['exposed']} ({r['exposed_new']}) "
-            f"| {r['pix_exposed']} of {r['pix_frames']} | {r['raw']} |")
+            f"| {r['pix_exposed']} of {r['pix_frames']} | {r['raw']} | {100 * r.get('moving', 0):.0f}% |")
     lines += ["", "CPU ms per output frame by thread (detector: per run), from per-thread CPU time:", "",
               "| size | detector | output loop | capture | recorder "
               "| other threads (libav, x264, OpenCV, BLAS) | detector per run | detector's share of a core "
@@ -397,11 +417,17 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=30.0, help="seconds per run (default 30)")
     ap.add_argument("--sizes", default="640x480,1280x720")
     ap.add_argument("--modes", default="normal,stall",
-                    help="normal, stall (detector sleeps 1 s every 5 s) and/or nowait (live --no-wait)")
+                    help="normal (the live default), stall (detector sleeps 1 s every 5 s) and/or wait "
+                    "(live --wait)")
     ap.add_argument("--detection", default="fast", help="detector preset (default: the live default, fast)")
-    ap.add_argument("--max-detect-age", type=float, default=0.25)
+    ap.add_argument("--max-detect-age", type=float, default=None,
+                    help="as live --max-detect-age (default: the live default)")
     ap.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)
     a = ap.parse_args()
+    if a.max_detect_age is None:
+        from streamguard.live import MAX_DETECT_AGE
+
+        a.max_detect_age = MAX_DETECT_AGE
     if a.worker:
         size, mode, seconds, detection, max_age = a.worker
         print(json.dumps(worker(size, mode, float(seconds), detection, float(max_age))))

@@ -16,7 +16,7 @@ import numpy as np
 from .config import AnonymizeConfig
 from .types import Box, Frame, Region, Stage
 
-__all__ = ["Anonymizer", "head_box", "cover_region", "curtain"]
+__all__ = ["Anonymizer", "head_box", "cover_region", "cover_area", "curtain"]
 
 #: Blur sigma as a fraction of the face box height at strength 1. At 0.15 a face
 #: keeps about two resolvable cycles from brow to chin: skin tone, no identity.
@@ -34,6 +34,7 @@ _OUTLINE_COLOURS = {
     "detection": (0, 255, 0),
     "prediction": (255, 200, 0),
     "backfill": (0, 200, 255),
+    "motion": (255, 0, 255),
     "curtain": (255, 0, 0),
 }
 
@@ -121,6 +122,23 @@ def cover_region(image: np.ndarray, face: Box, config: AnonymizeConfig) -> None:
     image[y1:y2, x1:x2] = cv2.blendLinear(covered, crop, alpha, 1.0 - alpha)
 
 
+def _inside(inner: Box, outer: Box) -> bool:
+    return (inner.x1 >= outer.x1 and inner.y1 >= outer.y1 and inner.x2 <= outer.x2
+            and inner.y2 <= outer.y2)
+
+
+def cover_area(image: np.ndarray, box: Box, config: AnonymizeConfig) -> None:
+    """Obscure all of ``box`` in ``image`` (in place), as strongly as a face the size of its longer
+    side: whatever face is inside is smaller than that."""
+    ih, iw = image.shape[:2]
+    x1, y1, x2, y2 = box.clipped(iw, ih).as_int()
+    x2, y2 = min(x2, iw), min(y2, ih)
+    if x2 <= x1 or y2 <= y1:
+        return
+    crop = image[y1:y2, x1:x2]
+    crop[:] = _MODES[config.mode](crop, max(x2 - x1, y2 - y1), config.strength)
+
+
 def curtain(image: np.ndarray) -> None:
     """Obscure the whole picture (fail closed when a frame cannot be trusted)."""
     h, w = image.shape[:2]
@@ -130,6 +148,12 @@ def curtain(image: np.ndarray) -> None:
 
 
 def draw_outline(image: np.ndarray, region: Region, margin: float) -> None:
+    colour = _OUTLINE_COLOURS.get(region.source, (255, 255, 255))
+    thick = max(1, round(math.sqrt(image.shape[0] * image.shape[1]) / 500))
+    if not region.is_face:
+        x1, y1, x2, y2 = region.box.as_int()
+        cv2.rectangle(image, (x1, y1), (x2 - 1, y2 - 1), colour, thick)
+        return
     e = head_box(region.box, margin)
     cx, cy = e.center
     cv2.ellipse(
@@ -139,8 +163,8 @@ def draw_outline(image: np.ndarray, region: Region, margin: float) -> None:
         0,
         0,
         360,
-        _OUTLINE_COLOURS.get(region.source, (255, 255, 255)),
-        max(1, round(math.sqrt(image.shape[0] * image.shape[1]) / 500)),
+        colour,
+        thick,
     )
 
 
@@ -154,8 +178,15 @@ class Anonymizer(Stage):
         if frame.damaged:
             curtain(frame.image)
         else:
+            areas = [r.box for r in frame.regions if not r.is_face]
+            for box in areas:
+                cover_area(frame.image, box, self.config)
             for region in frame.regions:
-                cover_region(frame.image, region.box, self.config)
+                # A head inside an area covered whole is gone already (more strongly: the area's
+                # blur is sized by its longer side).
+                if region.is_face and not any(_inside(head_box(region.box, self.config.margin), a)
+                                              for a in areas):
+                    cover_region(frame.image, region.box, self.config)
         if self.config.boxes:
             for region in frame.regions:
                 draw_outline(frame.image, region, self.config.margin)

@@ -8,20 +8,23 @@
 
 Latency, not backlog: the capture thread keeps only the newest frame, so when the
 output is slower than the camera, stale frames are dropped (and counted), never
-queued. The detector runs in its own thread on the newest frame; its results
-update a :class:`~streamguard.track.Tracker` on the *detected* frame's capture
-time, and the output loop predicts that tracker's tracks at each output frame's
-capture time (:meth:`~streamguard.track.Tracker.predict`). So every output frame
-is covered, even though detection runs at a few Hz while the camera runs at 30 fps.
+queued. The detector runs in its own thread on the newest frame ("a look"): a few
+looks a second, while the camera runs at 30 fps.
 
-Waiting for a look (the default, ``wait=True``): a face that walks in is unknown to the
-tracker until the detector has run on a frame that shows it, so frames shown before that
-would show it. So each frame also goes into a short line, and the output loop shows it
-only once the detector has looked at a frame captured at or after it; the frame is then
-covered by that newer look's faces (a face that appeared is found there) together with
-the older look's tracks predicted to it, and the straight path between the two for a
-face seen in both. The price is latency: one to two detection times. ``wait=False``
-shows each frame at once, covered by predictions from the last look only.
+Covering what changed (the default): each frame is shown at once, covered by the faces
+the last look found (where it saw them, and where they were heading) and by every part
+of the picture that changed since the frame that look ran on, blurred whole
+(:mod:`.motion`). A face that walks or pops into view changes the picture where it is,
+so it is covered from its first frame, before any look has seen it; a face that did
+not move is where the look saw it. An older look costs a wider cover of whatever
+moves, never an exposed face.
+
+Waiting for a look (``wait=True``): each frame goes into a short line, and the output
+loop shows it only once the detector has looked at a frame captured at or after it;
+the frame is then covered by that newer look's faces (a face that appeared is found
+there) together with the older look's tracks predicted to it, and the straight path
+between the two for a face seen in both. Only faces are blurred, at the price of
+latency: one to two detection times.
 
 Fails closed: until the first detection result exists, whenever the detector has
 delivered nothing for longer than ``max_detect_age``, when it raised, or when the
@@ -54,11 +57,12 @@ from .anonymize import Anonymizer, curtain
 from .cameras import LiveSource
 from .config import Config, DetectConfig
 from .detect import FaceDetector, create_detector, detect_upright
+from .motion import block_means, changed_boxes
 from .scenecut import SceneCutDetector
 from .sweep import SweepDetectStage
 from .tiling import TiledDetector
-from .track import Tracker, to_near_edges
-from .types import Box, Frame, Region
+from .track import Track, Tracker, to_near_edges
+from .types import Box, Frame, Region, RegionSource
 
 __all__ = [
     "LIVE_DETECT",
@@ -76,13 +80,17 @@ log = logging.getLogger(__name__)
 #: Detector settings for live use. The tiled "fast" preset still finds faces down to 32 px at
 #: up to 1080p (BlazeFace on the whole frame finds nothing under ~1/10 of the frame height) and is
 #: the only preset that keeps up: on the 2-core development machine (shared, so on the slow side)
-#: it took 55-95 ms per 640x480 frame and 140-210 ms per 1280x720 frame, within ``MAX_DETECT_AGE``;
-#: "balanced" took 2-3 times that, which would keep the curtain down most of the time.
+#: it took 55-95 ms per 640x480 frame and 140-210 ms per 1280x720 frame (alone; 2-3 times that
+#: in the session), within ``MAX_DETECT_AGE``; "balanced" took 2-3 times that again, which would
+#: keep the curtain down much of the time.
 LIVE_DETECT = DetectConfig(preset="fast")
 #: Seconds after which a tile where nothing moved is looked at again (see :mod:`.sweep`).
 LIVE_RESCAN = 0.5
-#: Seconds without a new detection result after which the picture is curtained.
-MAX_DETECT_AGE = 0.25
+#: Seconds without a new detection result after which the picture is curtained. Not less: in
+#: the session (sharing two cores with capture, output and a recorder) a 1280x720 look took
+#: 340-470 ms, and the motion cover keeps a frame safe however old its look is; a longer pause
+#: means a detector that hangs or starves, and then the picture goes.
+MAX_DETECT_AGE = 1.0
 #: CPU priority (Linux nice increment) of the detector's threads. On a busy CPU the capture and
 #: output threads, a few ms per frame, go first, so a slow detector costs detection rate (and, past
 #: ``max_detect_age``, curtained frames), not output frame rate or latency. Not more (5 leaves the
@@ -163,6 +171,11 @@ class _Result:
     index: int
     segment: int
     finished_at: float
+    #: The tracks as of the detected frame.
+    tracks: tuple[Track, ...] = ()
+    #: :func:`~streamguard.motion.block_means` of the detected frame (without waiting: what
+    #: changed since is covered whole), else None.
+    cells: np.ndarray | None = None
 
 
 class _Newest:
@@ -271,7 +284,7 @@ class LiveSession:
 
     def __init__(self, source: LiveSource, config: Config | None = None, sinks: Sequence[Any] = (), *,
                  detector: FaceDetector | None = None, max_detect_age: float = MAX_DETECT_AGE,
-                 on_frame: Callable[[Frame, FrameInfo], Any] | None = None, wait: bool = True) -> None:
+                 on_frame: Callable[[Frame, FrameInfo], Any] | None = None, wait: bool = False) -> None:
         if max_detect_age <= 0:
             raise ValueError(f"max_detect_age must be > 0, got {max_detect_age}")
         self.source = source
@@ -378,8 +391,10 @@ class LiveSession:
                 if item.segment != segment:
                     tracker.reset()
                     segment = item.segment
-                tracker.update(found, frame.captured_at)
-                result = _Result(copy.deepcopy(tracker), frame.captured_at, frame.index, item.segment, done)
+                tracks = tuple(tracker.update(found, frame.captured_at))
+                cells = None if self.wait else block_means(frame.image)
+                result = _Result(copy.deepcopy(tracker), frame.captured_at, frame.index, item.segment, done,
+                                 tracks, cells)
             except Exception as e:  # noqa: BLE001 - fail closed (curtain) and keep trying
                 failures += 1
                 self.stats.detect_errors += 1
@@ -458,10 +473,43 @@ class LiveSession:
     def _regions(self, frame: Frame, looks: tuple[_Result | None, _Result]) -> tuple[Region, ...]:
         assert frame.captured_at is not None
         before, after = looks
+        if after.cells is not None:
+            boxes = self._since_look(frame, after)
+        else:
+            boxes = self._between_looks(frame, before, after)
+        bounds = Box(0, 0, frame.width, frame.height)
+        return tuple(Region(box, source, tid, score) for box, source, tid, score in boxes
+                     if box.intersection(bounds) > 0)
+
+    def _since_look(self, frame: Frame, look: _Result) -> list[tuple[Box, RegionSource, int | None, float]]:
+        """Not waiting: the faces as the last look saw them, where they were heading, and every
+        part of the picture that changed since that look, covered whole. A face that came into
+        view (or moved) since is unknown to the look but changed the picture where it is now; a
+        face that did not move is where the look saw it. So the look's age costs a wider cover of
+        what moves, never an exposed face, and coasting boxes need not grow past the look."""
+        assert frame.captured_at is not None
+        dt = max(0.0, frame.captured_at - look.time)
+        boxes: list[tuple[Box, RegionSource, int | None, float]] = []
+        for trk in look.tracks:
+            boxes.append((trk.box, "detection" if trk.matched else "prediction", trk.id, trk.score))
+            vx, vy = trk.velocity
+            # Shifted less than the head's own margin around the face, the cover already holds it.
+            if math.hypot(vx * dt, vy * dt) > 0.1 * max(trk.box.width, trk.box.height):
+                boxes.append((trk.box.shifted(vx * dt, vy * dt), "prediction", trk.id, trk.score))
+        assert look.cells is not None
+        moved = changed_boxes(look.cells, block_means(frame.image), width=frame.width, height=frame.height)
+        boxes += [(box, "motion", None, 1.0) for box in moved]
+        return boxes
+
+    def _between_looks(self, frame: Frame, before: _Result | None, after: _Result
+                       ) -> list[tuple[Box, RegionSource, int | None, float]]:
+        """Waiting: the frame lies between two looks (or before the first of its segment)."""
+        assert frame.captured_at is not None
         # A look newer than this frame: its faces as it saw them (never ask a tracker to rewind).
         new = after.tracker.predict(max(frame.captured_at, after.time))
         old = before.tracker.predict(frame.captured_at) if before is not None else []
-        boxes = [(trk.box, "detection" if trk.matched else "prediction", trk.id, trk.score) for trk in new]
+        boxes: list[tuple[Box, RegionSource, int | None, float]] = [
+            (trk.box, "detection" if trk.matched else "prediction", trk.id, trk.score) for trk in new]
         boxes += [(trk.box, "prediction", trk.id, trk.score) for trk in old]
         then = {trk.id: trk.box for trk in old}
         early = max(0.0, after.time - frame.captured_at)
@@ -470,18 +518,13 @@ class LiveSession:
             if a is not None and before is not None and after.time > before.time:
                 # A face in both looks: also where it was on the way between them.
                 k = (frame.captured_at - before.time) / (after.time - before.time)
-                b = trk.box
-                box = Box(a.x1 + (b.x1 - a.x1) * k, a.y1 + (b.y1 - a.y1) * k,
-                          a.x2 + (b.x2 - a.x2) * k, a.y2 + (b.y2 - a.y2) * k)
-                boxes.append((box, "prediction", trk.id, trk.score))
+                boxes.append((a.lerp(trk.box, k), "prediction", trk.id, trk.score))
             elif a is None and early > 0:
                 # First seen in a later frame: it may have come from further away (as file mode's
                 # backfill: grown with the time between, and out to a near frame edge).
                 grown = to_near_edges(trk.box, frame.width, frame.height).grown(0.1 + early)
                 boxes.append((grown, "backfill", trk.id, trk.score))
-        bounds = Box(0, 0, frame.width, frame.height)
-        return tuple(Region(box, source, tid, score) for box, source, tid, score in boxes
-                     if box.intersection(bounds) > 0)
+        return boxes
 
     def _render(self, item: _Captured) -> tuple[Frame, FrameInfo]:
         src = item.frame
@@ -507,7 +550,7 @@ class LiveSession:
             self.stats.curtain_frames += 1
             key = reason.split(" (")[0]
             self.stats.curtain_reasons[key] = self.stats.curtain_reasons.get(key, 0) + 1
-        faces = sum(1 for r in out.regions if r.source != "curtain")
+        faces = sum(1 for r in out.regions if r.is_face)
         info = FrameInfo(out.index, out.captured_at or now, now, reason, faces, age,
                          result.index if result is not None and reason is None else None, item.segment)
         return out, info

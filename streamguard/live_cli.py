@@ -86,10 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--max-detect-age", type=positive_float, default=MAX_DETECT_AGE, metavar="S",
                    help="hide the whole picture when face detection has delivered nothing for S seconds "
                    f"(default {MAX_DETECT_AGE})")
-    r.add_argument("--no-wait", dest="wait", action="store_false",
-                   help="show each frame at once, covered by the last detection's predictions: lower "
-                   "latency, but a face that just came into view shows until the detector has run on it "
-                   "(default: hold each frame until detection has looked at it or a newer frame)")
+    r.add_argument("--wait", action="store_true",
+                   help="hold each frame until face detection has looked at it (or a newer frame): only "
+                   "faces are blurred, at one to two detection times of latency (default: show each "
+                   "frame at once, with every part of the picture that changed since detection last "
+                   "looked blurred as well)")
     add_anonymize_options(p)
     _set_default(p, "detection", LIVE_DETECT.preset,
                  "how hard to look for small faces: fast (live default: faces from 32 px, about 150 ms "

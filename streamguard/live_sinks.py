@@ -211,7 +211,7 @@ class PreviewWindow:
         span = self._shown[-1] - self._shown[0]
         fps = (len(self._shown) - 1) / span if span > 0 else 0.0
         latency = (now - frame.captured_at) * 1000 if frame.captured_at is not None else 0.0
-        faces = sum(1 for r in frame.regions if r.source != "curtain")
+        faces = sum(1 for r in frame.regions if r.is_face)
         lines = [f"{fps:4.1f} fps  {latency:3.0f} ms  {faces} face(s)"]
         lines.append(f"HIDDEN: {frame.notes[-1]}" if frame.notes else "faces covered")
         scale = max(0.4, image.shape[1] / 1600)
@@ -232,7 +232,7 @@ class PreviewWindow:
         image = frame.image.copy()  # outlines and the HUD are for the preview only
         if self.outlines:
             for r in frame.regions:
-                if r.source != "curtain":
+                if r.source != "curtain":  # moving areas too: the user sees why they are blurred
                     draw_outline(image, r, self.margin)
         self._hud(image, frame)
         if not self._opened:

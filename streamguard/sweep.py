@@ -24,22 +24,16 @@ from __future__ import annotations
 import logging
 import math
 
-import cv2
 import numpy as np
 
 from .detect import detect_upright
+from .motion import CELL, STILL, block_means
 from .tiling import Level, Tile, TiledDetector
 from .types import Box, Detection, Frame, Stage
 
 __all__ = ["SweepDetectStage", "ChangeMap"]
 
 log = logging.getLogger(__name__)
-
-#: Pixels per side of one change-map cell.
-CELL = 8
-#: Grey levels a cell's mean must move by (since the tile last ran) for the tile to count as
-#: changed. Measured on the generated clips (x264 crf 23): static cells move 0-3.
-STILL = 6.0
 
 TileKey = tuple[int, int, int]
 
@@ -82,10 +76,7 @@ class ChangeMap:
 
     def update(self, upright: np.ndarray) -> None:
         """Take the next frame (upright RGB)."""
-        h, w = upright.shape[:2]
-        grey = cv2.cvtColor(upright, cv2.COLOR_RGB2GRAY)
-        size = (max(1, math.ceil(w / CELL)), max(1, math.ceil(h / CELL)))
-        self.current = cv2.resize(grey, size, interpolation=cv2.INTER_AREA).astype(np.int16)
+        self.current = block_means(upright, grey=True)
 
     def changed(self, tile: Tile, now: float, rescan: float) -> bool:
         """Whether ``tile`` needs to run: never ran, ran ``rescan`` s ago, or its pixels moved."""

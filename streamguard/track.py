@@ -429,8 +429,7 @@ class TrackStage(Stage):
                 break  # never across a cut
             k = (held.time - trk.prev_hit) / span
             a, b = trk.prev_box, trk.box
-            box = Box(a.x1 + (b.x1 - a.x1) * k, a.y1 + (b.y1 - a.y1) * k,
-                      a.x2 + (b.x2 - a.x2) * k, a.y2 + (b.y2 - a.y2) * k)
+            box = a.lerp(b, k)
             # Sized by the larger face side: a clipped box at the edge is narrower than the face.
             side = max(a.width, a.height, b.width, b.height)
             cx, cy = box.center

@@ -69,6 +69,11 @@ class Box:
     def shifted(self, dx: float, dy: float) -> Box:
         return Box(self.x1 + dx, self.y1 + dy, self.x2 + dx, self.y2 + dy)
 
+    def lerp(self, other: Box, k: float) -> Box:
+        """The box ``k`` of the way from this one to ``other`` (0 = this, 1 = other), edge by edge."""
+        return Box(self.x1 + (other.x1 - self.x1) * k, self.y1 + (other.y1 - self.y1) * k,
+                   self.x2 + (other.x2 - self.x2) * k, self.y2 + (other.y2 - self.y2) * k)
+
     def grown(self, fraction: float) -> Box:
         """The box enlarged by ``fraction`` of its size on every side (0.1 = 10% each side)."""
         dx, dy = self.width * fraction, self.height * fraction
@@ -112,7 +117,9 @@ class Detection:
     score: float
 
 
-RegionSource = Literal["detection", "prediction", "backfill", "curtain"]
+#: "motion": a part of a live picture that changed since the detector last looked (no face known
+#: there yet, covered whole as a rectangle); "curtain": the whole picture hidden.
+RegionSource = Literal["detection", "prediction", "backfill", "motion", "curtain"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +130,11 @@ class Region:
     source: RegionSource = "detection"
     track_id: int | None = None
     score: float = 1.0
+
+    @property
+    def is_face(self) -> bool:
+        """Whether ``box`` is a face (covered with the head around it), not an area covered whole."""
+        return self.source not in ("motion", "curtain")
 
 
 @dataclass(slots=True)

@@ -78,14 +78,15 @@ def _one_line(err: str) -> str:
 # -- fail closed ----------------------------------------------------------------------------------
 
 
-def test_stalled_detector_curtains_and_never_shows_a_face(face_clip, clip_frames, detector):
+@pytest.mark.parametrize("wait", [False, True])
+def test_stalled_detector_curtains_and_never_shows_a_face(face_clip, clip_frames, detector, wait):
     path, gt = face_clip
     source = _Positions(path, loop=True)
     stalling = StallingDetector(detector, every=0.7, pause=0.6)
     seen: list[tuple[Frame, object]] = []
     stop = threading.Event()
     session = LiveSession(source, sinks=[], detector=stalling, max_detect_age=0.25,
-                          on_frame=lambda f, info: seen.append((f, info)))
+                          on_frame=lambda f, info: seen.append((f, info)), wait=wait)
     stop_at: list[float] = []
 
     def stop_later() -> None:
@@ -140,11 +141,12 @@ def pop_clip(media_dir: Path) -> tuple[Path, synth.GroundTruth, list[np.ndarray]
 
 
 @pytest.mark.parametrize("wait", [True, False])
-def test_waiting_for_a_look_covers_a_face_from_the_frame_it_appears(pop_clip, detector, wait):
+def test_a_face_that_pops_into_view_is_covered_from_its_first_frame(pop_clip, detector, wait):
     path, gt, frames = pop_clip
     source = _Positions(path, loop=False)
     seen: list[tuple[Frame, object]] = []
-    # 70 ms per look: without waiting, the new face shows for about two frames before it is found.
+    # 70 ms per look: the new face is on screen for two or more frames before a look finds it.
+    # Waiting holds those frames until the look; not waiting covers what moved since the last look.
     session = LiveSession(source, sinks=[], detector=SlowDetector(detector, 0.07), max_detect_age=0.3,
                           on_frame=lambda f, info: seen.append((f, info)), wait=wait)
     try:
@@ -163,10 +165,15 @@ def test_waiting_for_a_look_covers_a_face_from_the_frame_it_appears(pop_clip, de
                 exposed.append(pos)
     shown = [source.positions[f.index] for f, info in seen if info.curtain is None]
     assert sum(1 for p in shown if p >= 30) >= 20, "most frames after the face appears are shown"
+    assert exposed == [], f"frames where a face showed: {exposed}"
+    moving = [source.positions[f.index] for f, info in seen
+              if info.curtain is None and any(r.source == "motion" for r in f.regions)]
     if wait:
-        assert exposed == [], f"frames where a face showed: {exposed}"
+        assert moving == [], "a frame that waited for its look needs no motion cover"
     else:
-        assert exposed, "without waiting the new face shows for a frame or two (the reason to wait)"
+        # The face popped in at frame 30: the frames shown before a look found it were covered by
+        # the motion cover, not by luck.
+        assert any(30 <= p <= 33 for p in moving), f"no motion cover when the face appeared: {moving}"
 
 
 def test_curtain_until_first_detection_and_while_detector_raises(still_clip):
