@@ -8,7 +8,7 @@ face box.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -16,7 +16,7 @@ import numpy as np
 from .config import AnonymizeConfig
 from .types import Box, Frame, Region, Stage
 
-__all__ = ["Anonymizer", "head_box", "cover_region", "cover_area", "curtain"]
+__all__ = ["Anonymizer", "head_box", "cover_region", "cover_faces", "cover_area", "curtain"]
 
 #: Blur sigma as a fraction of the face box height at strength 1. At 0.15 a face
 #: keeps about two resolvable cycles from brow to chin: skin tone, no identity.
@@ -81,8 +81,9 @@ _MODES: dict[str, Callable[[np.ndarray, float, float], np.ndarray]] = {
 }
 
 
-def _ellipse_alpha(shape: tuple[int, int], ellipse: Box, origin: tuple[int, int]) -> np.ndarray:
-    """1 inside ``ellipse``, fading to 0 over the feather band outside it (H x W float32).
+def _ellipse_alpha(shape: tuple[int, int], ellipses: Box | Sequence[Box],
+                   origin: tuple[int, int]) -> np.ndarray:
+    """1 inside any of ``ellipses``, fading to 0 over the feather band outside each (H x W float32).
 
     Computed on a grid of at most ~48 steps across and upscaled: a large face's mask costs
     what a small one's does (5x faster at 500 px). The ramp starts two grid steps outside
@@ -91,35 +92,78 @@ def _ellipse_alpha(shape: tuple[int, int], ellipse: Box, origin: tuple[int, int]
     h, w = shape
     step = max(1, max(h, w) // 48)
     sw, sh = -(-w // step) + 1, -(-h // step) + 1
-    cx, cy = ellipse.center
-    a = max(ellipse.width / 2, 0.5)
-    b = max(ellipse.height / 2, 0.5)
-    xs = ((np.arange(sw, dtype=np.float32) * step + origin[0] + 0.5 - cx) / a) ** 2
-    ys = ((np.arange(sh, dtype=np.float32) * step + origin[1] + 0.5 - cy) / b) ** 2
-    slack = 2 * step / min(a, b)
-    lo, hi = (1 + slack) ** 2, (1 + FEATHER + slack) ** 2
-    small = np.clip((hi - (ys[:, None] + xs[None, :])) / (hi - lo), 0.0, 1.0)
+    gx = np.arange(sw, dtype=np.float32) * step + origin[0] + 0.5
+    gy = np.arange(sh, dtype=np.float32) * step + origin[1] + 0.5
+    small: np.ndarray | None = None
+    for ellipse in [ellipses] if isinstance(ellipses, Box) else ellipses:
+        cx, cy = ellipse.center
+        a = max(ellipse.width / 2, 0.5)
+        b = max(ellipse.height / 2, 0.5)
+        xs = ((gx - cx) / a) ** 2
+        ys = ((gy - cy) / b) ** 2
+        slack = 2 * step / min(a, b)
+        lo, hi = (1 + slack) ** 2, (1 + FEATHER + slack) ** 2
+        one = np.clip((hi - (ys[:, None] + xs[None, :])) / (hi - lo), 0.0, 1.0)
+        small = one if small is None else np.maximum(small, one)
+    assert small is not None, "no ellipse"
     if step > 1:
         small = cv2.resize(small, (sw * step, sh * step), interpolation=cv2.INTER_LINEAR)
     return np.ascontiguousarray(small[:h, :w])
 
 
+def _outer(face: Box, config: AnonymizeConfig) -> Box:
+    """The pixels :func:`cover_region` may change for ``face``: its head ellipse and feather."""
+    return head_box(face, config.margin).grown(FEATHER / 2 + 0.01)
+
+
 def cover_region(image: np.ndarray, face: Box, config: AnonymizeConfig) -> None:
     """Obscure the head around ``face`` in ``image`` (H x W x 3 uint8), in place."""
-    ellipse = head_box(face, config.margin)
-    outer = ellipse.grown(FEATHER / 2 + 0.01)
+    cover_faces(image, [face], config)
+
+
+def cover_faces(image: np.ndarray, faces: Sequence[Box], config: AnonymizeConfig) -> None:
+    """Obscure the head around each of ``faces`` (H x W x 3 uint8, in place). Heads whose covers
+    overlap (a face and where it was heading, two people side by side) are covered in one pass,
+    as strongly as the largest of them: each pixel is blurred and blended once."""
     ih, iw = image.shape[:2]
-    x1, y1, x2, y2 = outer.clipped(iw, ih).as_int()
-    x2, y2 = min(x2, iw), min(y2, ih)
-    if x2 <= x1 or y2 <= y1:
-        return
-    crop = image[y1:y2, x1:x2]
-    size = max(face.width, face.height)
-    covered = _MODES[config.mode](crop, size, config.strength)
-    alpha = _ellipse_alpha(crop.shape[:2], ellipse, (x1, y1))
-    # Write back into the frame: the bug that drew a rectangle but never stored
-    # the blurred pixels must be impossible here.
-    image[y1:y2, x1:x2] = cv2.blendLinear(covered, crop, alpha, 1.0 - alpha)
+    for group in _overlapping([(_outer(f, config).clipped(iw, ih), f) for f in faces]):
+        x1, y1, x2, y2 = _union_all([o for o, _ in group]).as_int()
+        x2, y2 = min(x2, iw), min(y2, ih)
+        if x2 <= x1 or y2 <= y1:
+            continue
+        crop = image[y1:y2, x1:x2]
+        size = max(max(f.width, f.height) for _, f in group)
+        covered = _MODES[config.mode](crop, size, config.strength)
+        alpha = _ellipse_alpha(crop.shape[:2], [head_box(f, config.margin) for _, f in group], (x1, y1))
+        # Write back into the frame: the bug that drew a rectangle but never stored
+        # the blurred pixels must be impossible here.
+        image[y1:y2, x1:x2] = cv2.blendLinear(covered, crop, alpha, 1.0 - alpha)
+
+
+def _union_all(boxes: Sequence[Box]) -> Box:
+    return Box(min(b.x1 for b in boxes), min(b.y1 for b in boxes), max(b.x2 for b in boxes),
+               max(b.y2 for b in boxes))
+
+
+def _overlapping(items: list[tuple[Box, Box]]) -> list[list[tuple[Box, Box]]]:
+    """``(outer, face)`` pairs grouped so that the outer boxes of different groups do not overlap
+    (and neither do the groups' bounding boxes, which are what gets blurred)."""
+    groups: list[list[tuple[Box, Box]]] = []
+    for item in items:
+        if item[0].is_empty():
+            continue
+        groups.append([item])
+        merged = True
+        while merged:  # the new group may now reach others
+            merged = False
+            last = _union_all([o for o, _ in groups[-1]])
+            for i, g in enumerate(groups[:-1]):
+                if last.intersection(_union_all([o for o, _ in g])) > 0:
+                    groups[-1] = g + groups[-1]
+                    del groups[i]
+                    merged = True
+                    break
+    return groups
 
 
 def _inside(inner: Box, outer: Box) -> bool:
@@ -181,12 +225,10 @@ class Anonymizer(Stage):
             areas = [r.box for r in frame.regions if not r.is_face]
             for box in areas:
                 cover_area(frame.image, box, self.config)
-            for region in frame.regions:
-                # A head inside an area covered whole is gone already (more strongly: the area's
-                # blur is sized by its longer side).
-                if region.is_face and not any(_inside(head_box(region.box, self.config.margin), a)
-                                              for a in areas):
-                    cover_region(frame.image, region.box, self.config)
+            # A head inside an area covered whole is gone already (more strongly: the area's
+            # blur is sized by its longer side).
+            cover_faces(frame.image, [r.box for r in frame.regions if r.is_face and not any(
+                _inside(head_box(r.box, self.config.margin), a) for a in areas)], self.config)
         if self.config.boxes:
             for region in frame.regions:
                 draw_outline(frame.image, region, self.config.margin)

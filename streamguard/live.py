@@ -265,9 +265,11 @@ def create_live_detector(config: DetectConfig = LIVE_DETECT) -> FaceDetector:
 
 
 def live_config(config: Config, max_detect_age: float = MAX_DETECT_AGE) -> Config:
-    """``config`` as live mode runs it: no look-ahead (it would be latency), and a hold long enough
-    to cover the oldest detection result the session may still use."""
-    hold = max(config.track.hold, 2 * max_detect_age)
+    """``config`` as live mode runs it: no look-ahead (it would be latency), and a hold of at least
+    the detection age limit, so a face one look missed is still covered until the next look (and,
+    waiting, a frame between two looks has the older look's tracks). Not longer: an unseen face's
+    cover grows with the time since it was seen, up to the whole picture."""
+    hold = max(config.track.hold, max_detect_age)
     return replace(config, track=replace(config.track, lookahead=0.0, hold=hold))
 
 
