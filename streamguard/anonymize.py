@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 import cv2
 import numpy as np
 
+from .colour import unpack
 from .config import AnonymizeConfig
 from .types import Box, Frame, Region, Stage
 
@@ -219,6 +220,7 @@ class Anonymizer(Stage):
         self.config = config or AnonymizeConfig()
 
     def __call__(self, frame: Frame) -> Frame:
+        unpack(frame)  # a frame that waited in the tracker's window comes as 4:2:0 (colour.pack)
         if frame.damaged:
             curtain(frame.image)
         else:

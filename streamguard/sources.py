@@ -12,6 +12,7 @@ from pathlib import Path
 import av
 import av.error
 
+from .colour import to_rgb
 from .errors import InputError, existing_file
 from .types import Frame
 
@@ -152,7 +153,7 @@ class VideoFileSource:
                     if damaged:
                         self.damaged_frames += 1
                     yield Frame(
-                        image=vf.to_ndarray(format="rgb24"),
+                        image=to_rgb(vf),
                         index=index,
                         pts=pts,
                         time_base=tb,

@@ -18,6 +18,7 @@ import numpy as np
 from filterpy.kalman import KalmanFilter
 from scipy.optimize import linear_sum_assignment
 
+from .colour import pack
 from .config import TrackConfig
 from .scenecut import CUT_THRESHOLD, SceneCutDetector
 from .types import Box, Detection, Frame, Region, Stage
@@ -304,8 +305,10 @@ class TrackStage(Stage):
 
     With ``lookahead > 0`` frames are held back up to ``lookahead`` seconds so that a new face is
     also covered in the frames before its first detection. The window holds at most
-    ``ceil(lookahead * fps) + 1`` frames, each a full H x W x 3 image: at 1080p30 with 0.5 s that is
-    16 x 6.2 MB = 99.5 MB. ``lookahead = 0`` hands every frame on at once (live mode).
+    ``ceil(lookahead * fps) + 1`` frames, kept as 4:2:0 YUV (:func:`~streamguard.colour.pack`):
+    at 1080p30 with 0.5 s that is 16 x 3.1 MB = 50 MB instead of 99.5 MB as RGB. Frames leave it
+    that way; :class:`~streamguard.anonymize.Anonymizer` unpacks each as it covers it.
+    ``lookahead = 0`` hands every frame on at once (live mode).
     """
 
     def __init__(self, config: TrackConfig | None = None, fps: float = 30.0, *,
@@ -338,8 +341,8 @@ class TrackStage(Stage):
         return self._max_held
 
     def window_bytes(self, width: int, height: int) -> int:
-        """Worst-case memory of the window's images for frames of ``width`` x ``height`` RGB."""
-        return self._max_held * width * height * 3
+        """Worst-case memory of the window's images for frames of ``width`` x ``height`` (4:2:0)."""
+        return self._max_held * width * height * 3 // 2
 
     def process(self, frame: Frame) -> list[Frame]:
         t = frame.time if frame.time is not None else frame.index / self.fps
@@ -367,6 +370,8 @@ class TrackStage(Stage):
         while self._window and (len(self._window) > self._max_held
                                 or self._window[0].time < t - self.config.lookahead - _EPS):
             out.append(self._window.popleft().frame)
+        if self._window and self._window[-1].frame is frame:
+            pack(frame)  # it waits: in half the memory (colour.pack); the anonymizer unpacks it
         self._backfill(tracks, t)  # after the release: it reaches back `lookahead` and no further
         return out
 

@@ -162,6 +162,8 @@ class Frame:
     # Frame content could not be trusted (e.g. decode error): cover it whole.
     damaged: bool = False
     notes: list[str] = field(default_factory=list)
+    # The picture as 4:2:0 YUV while ``image`` is a placeholder (see ``colour.pack``).
+    packed: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def width(self) -> int:

@@ -269,7 +269,7 @@ def test_lookahead_zero_is_pass_through() -> None:
 def test_window_memory_bound() -> None:
     stage = TrackStage(TrackConfig(lookahead=0.5), fps=30)
     assert stage.max_held_frames == 16
-    assert stage.window_bytes(1920, 1080) == 16 * 1920 * 1080 * 3
+    assert stage.window_bytes(1920, 1080) == 16 * 1920 * 1080 * 3 // 2  # held as 4:2:0
     # Timestamps denser than the fps given: the frame count still bounds the window.
     tb = Fraction(1, 1000)
     for i in range(40):
@@ -403,3 +403,33 @@ def test_bad_arguments_are_rejected() -> None:
         TrackStage(TrackConfig(), cut_threshold=0)
     with pytest.raises(ValueError, match="time"):
         Tracker().update([], math.nan)
+
+
+def test_held_frames_wait_in_half_the_memory_and_come_back_unchanged() -> None:
+    from skimage import data
+
+    from streamguard.colour import unpack
+
+    # Real pictures as a decoder gives them: RGB made from 4:2:0 YUV.
+    def picture(rgb: np.ndarray) -> np.ndarray:
+        rgb = cv2.resize(rgb, (640, 360))
+        return cv2.cvtColor(cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420), cv2.COLOR_YUV2RGB_I420)
+
+    pictures = [picture(data.astronaut()), picture(data.coffee()), picture(data.chelsea())]
+    stage = TrackStage(TrackConfig(lookahead=0.5), fps=30)
+    frames = [Frame(pictures[i % 3].copy(), i) for i in range(20)]
+    out = []
+    for f in frames:
+        out += stage.process(f)
+        waiting = [h.frame for h in stage._window]
+        assert all(w.packed is not None and w.packed.nbytes == 640 * 360 * 3 // 2 for w in waiting)
+        assert all(not w.image.flags.writeable and w.image.shape == (360, 640, 3) for w in waiting)
+    out += stage.flush()
+    assert [f.index for f in out] == list(range(20))
+    for f in out:
+        unpack(f)  # as the anonymizer does
+        assert f.packed is None and f.image.flags.writeable
+        # Only where a colour of the picture lay beyond what RGB holds (clipped when it was made)
+        # does the round trip move a value: under 1% of the pixels, by 0.01 levels on average.
+        diff = np.abs(f.image.astype(int) - pictures[f.index % 3])
+        assert (diff.max(axis=2) > 0).mean() < 0.01 and diff.mean() < 0.05, f"frame {f.index} changed"
