@@ -88,7 +88,7 @@ LIVE_DETECT = DetectConfig(preset="fast")
 LIVE_RESCAN = 0.5
 #: Seconds without a new detection result after which the picture is curtained. Not less: in
 #: the session (sharing two cores with capture, output and a recorder) a 1280x720 look took
-#: 340-470 ms, and the motion cover keeps a frame safe however old its look is; a longer pause
+#: 340-640 ms, and the motion cover keeps a frame safe however old its look is; a longer pause
 #: means a detector that hangs or starves, and then the picture goes.
 MAX_DETECT_AGE = 1.0
 #: CPU priority (Linux nice increment) of the detector's threads. On a busy CPU the capture and
