@@ -15,7 +15,7 @@ import numpy as np
 
 from .colour import unpack
 from .config import AnonymizeConfig
-from .types import Box, Frame, Region, Stage
+from .types import Box, Frame, Region, Stage, overlap_groups
 
 __all__ = ["Anonymizer", "head_box", "cover_region", "cover_faces", "cover_area", "curtain"]
 
@@ -127,49 +127,19 @@ def cover_faces(image: np.ndarray, faces: Sequence[Box], config: AnonymizeConfig
     overlap (a face and where it was heading, two people side by side) are covered in one pass,
     as strongly as the largest of them: each pixel is blurred and blended once."""
     ih, iw = image.shape[:2]
-    for group in _overlapping([(_outer(f, config).clipped(iw, ih), f) for f in faces]):
-        x1, y1, x2, y2 = _union_all([o for o, _ in group]).as_int()
+    outers = [_outer(f, config).clipped(iw, ih) for f in faces]
+    for group in overlap_groups(outers):
+        x1, y1, x2, y2 = Box.bounding(outers[i] for i in group).as_int()
         x2, y2 = min(x2, iw), min(y2, ih)
         if x2 <= x1 or y2 <= y1:
             continue
         crop = image[y1:y2, x1:x2]
-        size = max(max(f.width, f.height) for _, f in group)
+        size = max(max(faces[i].width, faces[i].height) for i in group)
         covered = _MODES[config.mode](crop, size, config.strength)
-        alpha = _ellipse_alpha(crop.shape[:2], [head_box(f, config.margin) for _, f in group], (x1, y1))
+        alpha = _ellipse_alpha(crop.shape[:2], [head_box(faces[i], config.margin) for i in group], (x1, y1))
         # Write back into the frame: the bug that drew a rectangle but never stored
         # the blurred pixels must be impossible here.
         image[y1:y2, x1:x2] = cv2.blendLinear(covered, crop, alpha, 1.0 - alpha)
-
-
-def _union_all(boxes: Sequence[Box]) -> Box:
-    return Box(min(b.x1 for b in boxes), min(b.y1 for b in boxes), max(b.x2 for b in boxes),
-               max(b.y2 for b in boxes))
-
-
-def _overlapping(items: list[tuple[Box, Box]]) -> list[list[tuple[Box, Box]]]:
-    """``(outer, face)`` pairs grouped so that the outer boxes of different groups do not overlap
-    (and neither do the groups' bounding boxes, which are what gets blurred)."""
-    groups: list[list[tuple[Box, Box]]] = []
-    for item in items:
-        if item[0].is_empty():
-            continue
-        groups.append([item])
-        merged = True
-        while merged:  # the new group may now reach others
-            merged = False
-            last = _union_all([o for o, _ in groups[-1]])
-            for i, g in enumerate(groups[:-1]):
-                if last.intersection(_union_all([o for o, _ in g])) > 0:
-                    groups[-1] = g + groups[-1]
-                    del groups[i]
-                    merged = True
-                    break
-    return groups
-
-
-def _inside(inner: Box, outer: Box) -> bool:
-    return (inner.x1 >= outer.x1 and inner.y1 >= outer.y1 and inner.x2 <= outer.x2
-            and inner.y2 <= outer.y2)
 
 
 def cover_area(image: np.ndarray, box: Box, config: AnonymizeConfig) -> None:
@@ -230,7 +200,7 @@ class Anonymizer(Stage):
             # A head inside an area covered whole is gone already (more strongly: the area's
             # blur is sized by its longer side).
             cover_faces(frame.image, [r.box for r in frame.regions if r.is_face and not any(
-                _inside(head_box(r.box, self.config.margin), a) for a in areas)], self.config)
+                a.contains(head_box(r.box, self.config.margin)) for a in areas)], self.config)
         if self.config.boxes:
             for region in frame.regions:
                 draw_outline(frame.image, region, self.config.margin)

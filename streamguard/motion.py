@@ -16,7 +16,7 @@ import math
 import cv2
 import numpy as np
 
-from .types import Box
+from .types import Box, overlap_groups
 
 __all__ = ["CELL", "STILL", "block_means", "changed_boxes"]
 
@@ -56,26 +56,8 @@ def changed_boxes(before: np.ndarray, after: np.ndarray, *, still: float = STILL
     height = height if height is not None else rows * CELL
     count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     # Label 0 is the unchanged background.
-    cells = [(int(x), int(y), int(x + w), int(y + h)) for x, y, w, h, _area in stats[1:count]]
-    return [Box(float(x1 * CELL), float(y1 * CELL), float(min(width, x2 * CELL)),
-                float(min(height, y2 * CELL))) for x1, y1, x2, y2 in _merged(cells)]
-
-
-def _merged(rects: list[tuple[int, int, int, int]]) -> list[tuple[int, int, int, int]]:
-    """``rects`` with every overlapping pair replaced by their bounding box, until none overlap:
-    each pixel is then covered once (the blur of an area costs what its pixels do)."""
-    rects = list(rects)
-    merged = True
-    while merged and len(rects) > 1:
-        merged = False
-        out: list[tuple[int, int, int, int]] = []
-        for r in rects:
-            for i, o in enumerate(out):
-                if r[0] < o[2] and o[0] < r[2] and r[1] < o[3] and o[1] < r[3]:
-                    out[i] = (min(r[0], o[0]), min(r[1], o[1]), max(r[2], o[2]), max(r[3], o[3]))
-                    merged = True
-                    break
-            else:
-                out.append(r)
-        rects = out
-    return rects
+    boxes = [Box(float(x * CELL), float(y * CELL), float(min(width, (x + w) * CELL)),
+                 float(min(height, (y + h) * CELL))) for x, y, w, h, _area in stats[1:count]]
+    # Overlapping boxes become one, so each pixel is covered once (an area's blur costs what its
+    # pixels do).
+    return [Box.bounding(boxes[i] for i in group) for group in overlap_groups(boxes)]

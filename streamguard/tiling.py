@@ -189,21 +189,16 @@ def fuse(found: Sequence[tuple[Detection, bool]], iou: float = 0.35) -> list[Det
             inside = [d for d in rest if d.box.iou(head.box) < iou and _nested(d.box, head.box, pieces)]
             rest = [d for d in rest if not any(d is g for g in near + inside)]
             if pieces:
-                box = _union(near + inside)
+                box = Box.bounding(d.box for d in near + inside)
             else:
                 wts = np.array([g.score for g in near])
                 box = Box(*(wts @ np.array([[g.box.x1, g.box.y1, g.box.x2, g.box.y2] for g in near])
                             / wts.sum()).tolist())
                 # A clearly weaker box around a stronger one is the coarse level's blown-up copy.
                 inside = [d for d in inside if d.box.area < box.area or d.score > head.score - 0.15]
-                box = _union([Detection(box, 0.0), *inside])
+                box = Box.bounding([box, *(d.box for d in inside)])
             out.append(Detection(box=box, score=head.score))
     return out
-
-
-def _union(dets: Sequence[Detection]) -> Box:
-    return Box(min(d.box.x1 for d in dets), min(d.box.y1 for d in dets),
-               max(d.box.x2 for d in dets), max(d.box.y2 for d in dets))
 
 
 def _nested(a: Box, b: Box, pieces: bool) -> bool:

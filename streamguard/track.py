@@ -46,10 +46,6 @@ _EPS = 1e-6  # seconds: float slack for hold/lookahead comparisons
 _REFINE_HITS = 3  # backfill along the velocity after each of a young track's first matches
 
 
-def _union(a: Box, b: Box) -> Box:
-    return Box(min(a.x1, b.x1), min(a.y1, b.y1), max(a.x2, b.x2), max(a.y2, b.y2))
-
-
 def to_near_edges(b: Box, width: int, height: int) -> Box:
     """``b`` extended to each frame edge that is less than one box size away."""
     return Box(min(b.x1, 0.0) if b.x1 < b.width else b.x1, min(b.y1, 0.0) if b.y1 < b.height else b.y1,
@@ -162,7 +158,7 @@ class _Filter:
             # Smoothed size, at most 10% below the last matched frame's (not a coasting box's:
             # once the face is found again the blur returns to it), never less than the detection.
             w, h = max(w, _SHRINK * self.size[0]), max(h, _SHRINK * self.size[1])
-            box = _union(Box.from_center(cx, cy, w, h), self.det_box)
+            box = Box.bounding((Box.from_center(cx, cy, w, h), self.det_box))
         else:
             # Grow with the filter's uncertainty and keep the last seen box: a head that stopped,
             # turned or kept going all stay inside.
@@ -174,7 +170,7 @@ class _Filter:
             cap = (_GROW0 + _MAX_SPEED * (time - self.last_hit)) * max(w, h)
             hw = w / 2 + min(_K_SIGMA * (sx + sw / 2), cap)
             hh = h / 2 + min(_K_SIGMA * (sy + sh / 2), cap)
-            box = _union(Box(cx - hw, cy - hh, cx + hw, cy + hh), self.det_box)
+            box = Box.bounding((Box(cx - hw, cy - hh, cx + hw, cy + hh), self.det_box))
         return box
 
     def snapshot(self, time: float) -> Track:
@@ -414,7 +410,7 @@ class TrackStage(Stage):
             for vx, vy in birth.velocities:
                 path = birth.box.shifted(-vx * dt, -vy * dt).grown(0.1 + dt)
                 if path.intersection(bounds) > 0:  # else the face was not in the frame yet
-                    box = _union(box, path)
+                    box = Box.bounding((box, path))
             mine = ("backfill", track_id)
             others = tuple(r for r in held.frame.regions if (r.source, r.track_id) != mine)
             held.frame.regions = (*others, Region(box, "backfill", track_id, birth.score))
@@ -438,5 +434,5 @@ class TrackStage(Stage):
             # Sized by the larger face side: a clipped box at the edge is narrower than the face.
             side = max(a.width, a.height, b.width, b.height)
             cx, cy = box.center
-            box = _union(box, Box.from_center(cx, cy, side, side)).grown(0.1)
+            box = Box.bounding((box, Box.from_center(cx, cy, side, side))).grown(0.1)
             held.frame.regions = (*held.frame.regions, Region(box, "backfill", trk.id, trk.score))

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Literal
 
 import numpy as np
 
-__all__ = ["Box", "Detection", "Region", "RegionSource", "Frame", "Stage"]
+__all__ = ["Box", "Detection", "Region", "RegionSource", "Frame", "Stage", "overlap_groups"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +70,16 @@ class Box:
     def shifted(self, dx: float, dy: float) -> Box:
         return Box(self.x1 + dx, self.y1 + dy, self.x2 + dx, self.y2 + dy)
 
+    @classmethod
+    def bounding(cls, boxes: Iterable[Box]) -> Box:
+        """The smallest box that holds all of ``boxes`` (at least one)."""
+        bs = list(boxes)
+        return cls(min(b.x1 for b in bs), min(b.y1 for b in bs), max(b.x2 for b in bs), max(b.y2 for b in bs))
+
+    def contains(self, other: Box) -> bool:
+        """Whether ``other`` lies wholly inside this box."""
+        return self.x1 <= other.x1 and self.y1 <= other.y1 and other.x2 <= self.x2 and other.y2 <= self.y2
+
     def lerp(self, other: Box, k: float) -> Box:
         """The box ``k`` of the way from this one to ``other`` (0 = this, 1 = other), edge by edge."""
         return Box(self.x1 + (other.x1 - self.x1) * k, self.y1 + (other.y1 - self.y1) * k,
@@ -119,6 +130,28 @@ class Detection:
 
 #: "motion": a part of a live picture that changed since the detector last looked (no face known
 #: there yet, covered whole as a rectangle); "curtain": the whole picture hidden.
+def overlap_groups(boxes: Sequence[Box]) -> list[list[int]]:
+    """Indices of ``boxes`` in groups whose bounding boxes do not overlap one another: boxes that
+    overlap, directly or through others, end in one group (empty boxes in none). For covering
+    each pixel once where covers overlap."""
+    groups: list[tuple[Box, list[int]]] = []
+    for i, box in enumerate(boxes):
+        if box.is_empty():
+            continue
+        bound, members = box, [i]
+        merged = True
+        while merged:  # the grown group may now reach others
+            merged = False
+            for k, (other, idx) in enumerate(groups):
+                if bound.intersection(other) > 0:
+                    bound, members = Box.bounding((bound, other)), idx + members
+                    del groups[k]
+                    merged = True
+                    break
+        groups.append((bound, members))
+    return [members for _, members in groups]
+
+
 RegionSource = Literal["detection", "prediction", "backfill", "motion", "curtain"]
 
 

@@ -69,3 +69,13 @@ def test_overlapping_boxes_are_merged_so_each_pixel_is_covered_once():
     boxes = changed_boxes(block_means(before), block_means(after), width=640, height=360)
     assert len(boxes) == 1
     assert boxes[0].x1 <= 40 and boxes[0].x2 >= 300 and boxes[0].y1 <= 40 and boxes[0].y2 >= 200
+
+
+def test_overlap_groups_join_chains_and_skip_empty_boxes():
+    from streamguard.types import overlap_groups
+
+    boxes = [Box(0, 0, 10, 10), Box(50, 50, 60, 60), Box(8, 8, 20, 20), Box(18, 18, 30, 30),
+             Box(5, 5, 5, 9), Box(100, 0, 110, 10)]
+    groups = sorted(sorted(g) for g in overlap_groups(boxes))
+    # 0-2-3 overlap in a chain; 4 is empty; 1 and 5 stand alone.
+    assert groups == [[0, 2, 3], [1], [5]]
