@@ -164,9 +164,11 @@ class _Captured:
 
 @dataclass(frozen=True, slots=True)
 class _Result:
-    """The tracker as of one detection: never mutated once published."""
+    """What one detection found: never mutated once published."""
 
-    tracker: Tracker
+    #: Waiting: a copy of the tracker as of the detected frame, to predict frames between looks
+    #: (not waiting, only ``tracks`` and ``cells`` are used, and the copy is not made).
+    tracker: Tracker | None
     time: float  # capture time of the detected frame
     index: int
     segment: int
@@ -394,9 +396,9 @@ class LiveSession:
                     tracker.reset()
                     segment = item.segment
                 tracks = tuple(tracker.update(found, frame.captured_at))
+                kept = copy.deepcopy(tracker) if self.wait else None
                 cells = None if self.wait else block_means(frame.image)
-                result = _Result(copy.deepcopy(tracker), frame.captured_at, frame.index, item.segment, done,
-                                 tracks, cells)
+                result = _Result(kept, frame.captured_at, frame.index, item.segment, done, tracks, cells)
             except Exception as e:  # noqa: BLE001 - fail closed (curtain) and keep trying
                 failures += 1
                 self.stats.detect_errors += 1
@@ -508,8 +510,10 @@ class LiveSession:
         """Waiting: the frame lies between two looks (or before the first of its segment)."""
         assert frame.captured_at is not None
         # A look newer than this frame: its faces as it saw them (never ask a tracker to rewind).
+        assert after.tracker is not None, "waiting sessions keep each look's tracker"
         new = after.tracker.predict(max(frame.captured_at, after.time))
-        old = before.tracker.predict(frame.captured_at) if before is not None else []
+        prior = before.tracker if before is not None else None
+        old = prior.predict(frame.captured_at) if prior is not None else []
         boxes: list[tuple[Box, RegionSource, int | None, float]] = [
             (trk.box, "detection" if trk.matched else "prediction", trk.id, trk.score) for trk in new]
         boxes += [(trk.box, "prediction", trk.id, trk.score) for trk in old]
