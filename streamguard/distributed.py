@@ -581,13 +581,24 @@ class LocalPool:
 
 
 class _RayChannel:
-    """Progress from a Ray task to the driver's progress actor (fire and forget)."""
+    """Progress from a Ray task to the driver's progress actor: frame counts fire and forget, a
+    task's start waited for."""
+
+    #: Seconds a task waits for the actor to take its start.
+    START_TIMEOUT = 30.0
 
     def __init__(self, actor: Any) -> None:
         self.actor = actor
 
     def put(self, item: tuple[str, int, bool]) -> None:
-        self.actor.put.remote(item)
+        ref = self.actor.put.remote(item)
+        if item[2]:
+            # A fire-and-forget call is sent in the background: from a worker killed soon after
+            # it started (under load, before the call went out) it was lost, and the task's retry
+            # then counted as its first attempt ("0 retried").
+            import ray
+
+            ray.get(ref, timeout=self.START_TIMEOUT)
 
 
 def _check_reachable(address: str | None, timeout: float = 5.0) -> None:
