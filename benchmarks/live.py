@@ -161,7 +161,7 @@ def _roles(samples: list, main_tid: int | None) -> dict[str, float]:
         name = names.get(tid, comm)
         if tid == main_tid:
             role = "output"
-        elif name == "streamguard-live-detect" or comm.startswith("mediapipe"):
+        elif name == "streamguard-live-detect":
             role = "detect"
         elif name == "streamguard-live-capture":
             role = "capture"

@@ -13,8 +13,9 @@ PRESETS = ("fast", "balanced", "thorough")
 
 @dataclass(frozen=True, slots=True)
 class DetectConfig:
-    #: Minimum BlazeFace score. Low on purpose: a false blur costs little, a missed face leaks.
-    threshold: float = 0.3
+    #: Minimum BlazeFace score for both models; None keeps each model's own (0.5 short-range,
+    #: 0.6 full-range: the scores MediaPipe's graphs use, on which the recall figures were measured).
+    threshold: float | None = None
     #: Speed/recall trade-off of the tiled detector: "fast", "balanced" or "thorough".
     preset: str = "balanced"
     #: Smallest face height in pixels to find; None takes the preset's own.
@@ -25,7 +26,7 @@ class DetectConfig:
     sweep_period: float = 0.25
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.threshold < 1.0:
+        if self.threshold is not None and not 0.0 < self.threshold < 1.0:
             raise ValueError(f"threshold must be between 0 and 1, got {self.threshold}")
         if self.preset not in PRESETS:
             raise ValueError(f"preset must be one of {', '.join(PRESETS)}, got {self.preset!r}")

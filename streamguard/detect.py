@@ -10,48 +10,21 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 import sys
 import threading
-import types
 from collections.abc import Iterator
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
 from .config import DetectConfig
 from .errors import ModelError
-from .types import Box, Detection, Frame, Region, Stage
+from .types import Detection, Frame, Region, Stage
 
 __all__ = ["FaceDetector", "BlazeFaceDetector", "DetectStage", "DetectionsToRegions", "create_detector"]
 
 log = logging.getLogger(__name__)
-
-
-def _import_face_detection() -> Any:
-    """MediaPipe's face detection solution, without the matplotlib it does not need.
-
-    ``mediapipe.python.solutions`` imports all its solutions, and with them drawing_utils,
-    which imports matplotlib.pyplot at the top for one plotting helper we never call: 28 MB
-    of resident memory (measured, of a 600 MB budget at 1080p). Unless matplotlib is loaded
-    already, a placeholder stands in for it during the import and is removed after, so code
-    that imports matplotlib later gets the real one.
-    """
-    if "matplotlib" in sys.modules:
-        from mediapipe.python.solutions import face_detection
-
-        return face_detection
-    mpl, plt = types.ModuleType("matplotlib"), types.ModuleType("matplotlib.pyplot")
-    mpl.pyplot = plt  # type: ignore[attr-defined]
-    sys.modules["matplotlib"], sys.modules["matplotlib.pyplot"] = mpl, plt
-    try:
-        from mediapipe.python.solutions import face_detection
-    finally:
-        for name, stub in (("matplotlib", mpl), ("matplotlib.pyplot", plt)):
-            if sys.modules.get(name) is stub:
-                del sys.modules[name]
-    return face_detection
 
 
 class FaceDetector(Protocol):
@@ -91,30 +64,24 @@ def _native_stderr_silenced() -> Iterator[None]:
 
 
 class BlazeFaceDetector:
-    """MediaPipe BlazeFace on the whole image (the model sees a 192x192 copy).
+    """BlazeFace on the whole image (letterboxed into the model's 192 or 128 px square).
 
     ``model="full"`` is the bundled full-range model (faces up to ~5 m away),
     ``"short"`` the short-range one (near faces, ~3x cheaper). Both ship inside
-    the ``mediapipe==0.10.21`` wheel; nothing is downloaded.
+    the ``mediapipe==0.10.21`` wheel and run on LiteRT (see :mod:`.blazeface`);
+    nothing is downloaded.
     """
 
-    def __init__(self, threshold: float = 0.3, model: str = "full") -> None:
+    def __init__(self, threshold: float | None = None, model: str = "full") -> None:
         if model not in ("full", "short"):
             raise ValueError(f"model must be 'full' or 'short', got {model!r}")
-        with _native_stderr_silenced():
-            try:
-                face_detection = _import_face_detection()
-            except Exception as e:  # ImportError, or a broken native library
-                raise ModelError(f"mediapipe face detection is unavailable: {e}") from e
-            try:
-                self._impl = face_detection.FaceDetection(
-                    model_selection=1 if model == "full" else 0, min_detection_confidence=threshold
-                )
-                # The first call builds the TFLite interpreter (and prints); do it now.
-                self._impl.process(np.zeros((64, 64, 3), np.uint8))
-            except Exception as e:
-                raise ModelError(f"cannot load the BlazeFace {model}-range model: {e}") from e
-        # A MediaPipe graph takes one frame at a time.
+        from .blazeface import BlazeFace
+
+        with _native_stderr_silenced():  # LiteRT prints a line about its CPU delegate
+            self._impl: BlazeFace | None = BlazeFace(model, threshold)
+            # The first call sets up the CPU delegate's kernels; do it now, not on a frame.
+            self._impl.detect_rolled(np.zeros((64, 64, 3), np.uint8))
+        # An interpreter takes one call at a time.
         self._lock = threading.Lock()
         self.model = model
 
@@ -123,25 +90,10 @@ class BlazeFaceDetector:
 
     def detect_rolled(self, image: np.ndarray) -> list[tuple[Detection, float]]:
         """Faces with their roll in degrees: the eye line's angle (y down), from the keypoints."""
-        h, w = image.shape[:2]
-        if h < 2 or w < 2:
-            return []
-        if not image.flags.c_contiguous:
-            image = np.ascontiguousarray(image)
+        if self._impl is None:
+            raise ModelError("the face detector was closed")
         with self._lock:
-            result = self._impl.process(image)
-        found = []
-        for d in result.detections or ():
-            rb = d.location_data.relative_bounding_box
-            box = Box.from_xywh(rb.xmin * w, rb.ymin * h, rb.width * w, rb.height * h)
-            if box.is_empty():
-                continue
-            kp = d.location_data.relative_keypoints
-            roll = 0.0
-            if len(kp) > 1:  # keypoint 0 is the right eye (image left), 1 the left eye
-                roll = math.degrees(math.atan2((kp[1].y - kp[0].y) * h, (kp[1].x - kp[0].x) * w))
-            found.append((Detection(box=box, score=float(d.score[0]) if d.score else 0.0), roll))
-        return found
+            return self._impl.detect_rolled(image)
 
     def close(self) -> None:
         impl, self._impl = getattr(self, "_impl", None), None

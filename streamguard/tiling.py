@@ -18,8 +18,8 @@ low-score boxes are re-checked by the other model.
 
 Preset face sizes are for 1080p and grow with the frame (4K uses twice the size), so
 4K costs what 1080p does; an explicit ``min_face`` is used as is (cost ~ area / min_face^2).
-One model call costs ~4 ms (full) / ~1.5 ms (short); mediapipe's own overhead is small
-(pure TFLite: 4-5.5 / 1.1 ms), so calls are not batched.
+One model call costs ~4-6 ms (full) / ~1.5-2 ms (short) on LiteRT (see ``blazeface``);
+batching tiles into one call was measured slower per tile, so calls are not batched.
 
 Measured with ``python benchmarks/recall.py`` (seed 0: 388 faces in 50 frames; recall at
 1080p = GT face box >= 90% inside the covered ellipse; FP = frame area covered by boxes
@@ -226,7 +226,7 @@ class TiledDetector:
     """
 
     def __init__(self, preset: str | Preset = "balanced", *, min_face: int | None = None,
-                 threshold: float = 0.3, workers: int | None = None) -> None:
+                 threshold: float | None = None, workers: int | None = None) -> None:
         self.preset = PRESETS[preset] if isinstance(preset, str) else preset
         self.min_face = min_face
         self.threshold = threshold
