@@ -1,7 +1,10 @@
 """The only module that owns threads: source -> stages -> sink, joined by bounded queues.
 
-Three threads: a reader (decode), a worker (detect, track, anonymize) and a
-writer (encode, mux). The caller's thread only waits, so Ctrl-C reaches it at
+A reader thread (decode), one thread per stage (detect, track, anonymize) and a
+writer (encode, mux), so each step works on its frame while the step before it
+works on the next: on 2 cores, the detector's tile preparation overlaps the
+tracker's and the anonymizer's work (one thread for all stages left a quarter
+of the CPU idle). The caller's thread only waits, so Ctrl-C reaches it at
 once. Any stage that raises stops every thread: each checks a stop event around
 timed ``put``/``get``, so none stays blocked on a queue nobody serves.
 """
@@ -12,7 +15,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -53,7 +56,7 @@ class _Stopped(Exception):
 
 
 class Pipeline:
-    """Runs ``source`` through ``stages`` into ``sink`` on three threads.
+    """Runs ``source`` through ``stages`` into ``sink``, each on its own thread.
 
     ``progress(frames_done)`` is called from the writer thread after each frame.
     ``stop`` may be set from anywhere (signal handler, web request) to cancel.
@@ -76,8 +79,9 @@ class Pipeline:
         self.sink = sink
         self.progress = progress
         self.stop = stop or threading.Event()
-        self._q_in: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
-        self._q_out: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
+        # Queue k feeds stage k; the last one feeds the writer.
+        self._queues: list[queue.Queue[Any]] = [queue.Queue(maxsize=queue_size)
+                                                for _ in range(len(self.stages) + 1)]
         self._error: BaseException | None = None
         self._error_lock = threading.Lock()
         self.stats = RunStats()
@@ -119,7 +123,7 @@ class Pipeline:
                 t0 = time.perf_counter()
                 frame = next(it, _END)
                 self._add_busy("decode", time.perf_counter() - t0)
-                self._put(self._q_in, frame)
+                self._put(self._queues[0], frame)
                 if frame is _END:
                     return
                 self.stats.frames_in += 1
@@ -128,51 +132,34 @@ class Pipeline:
         except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
             self._fail(e)
 
-    def _work(self) -> None:
-        names = [type(s).__name__ for s in self.stages]
+    def _work(self, k: int) -> None:
+        """Stage ``k``: frames from queue k through it to queue k + 1, then what it still
+        holds at the end of the stream, then the end."""
+        stage, name = self.stages[k], type(self.stages[k]).__name__
+        q_in, q_out = self._queues[k], self._queues[k + 1]
         try:
             while True:
-                item = self._get(self._q_in)
-                end = item is _END
-                for frame in self._through([] if end else [item], 0, end, names):
-                    self._put(self._q_out, frame)
-                if end:
-                    self._put(self._q_out, _END)
+                item = self._get(q_in)
+                t0 = time.perf_counter()
+                # A stage that hands on many frames at once (the tracker's window at a cut or
+                # at the end: 16 frames at 1080p) hands them on one by one, so the next stage
+                # turns each back into a full-size picture only as it takes it.
+                out = stage.flush() if item is _END else stage.process(item)
+                self._add_busy(name, time.perf_counter() - t0)
+                for frame in out:
+                    self._put(q_out, frame)
+                if item is _END:
+                    self._put(q_out, _END)
                     return
         except _Stopped:
             pass
         except BaseException as e:  # noqa: BLE001
             self._fail(e)
 
-    def _through(self, frames: Iterable[Frame], start: int, end: bool, names: list[str]) -> Iterator[Frame]:
-        """``frames`` through stages[start:], one frame at a time: a stage that hands on many at
-        once (the tracker's window at a cut or at the end: 16 frames at 1080p) does not make
-        them all full-size pictures at once, since each goes on to the queue before the next
-        is unpacked. With ``end``, each stage's held frames follow the frames the stages before
-        it flushed."""
-        if start == len(self.stages):
-            yield from frames
-            return
-        stage = self.stages[start]
-
-        def handed_on() -> Iterator[Frame]:
-            for f in frames:
-                t0 = time.perf_counter()
-                out = stage.process(f)
-                self._add_busy(names[start], time.perf_counter() - t0)
-                yield from out
-            if end:
-                t0 = time.perf_counter()
-                out = stage.flush()
-                self._add_busy(names[start], time.perf_counter() - t0)
-                yield from out
-
-        yield from self._through(handed_on(), start + 1, end, names)
-
     def _write(self) -> None:
         try:
             while True:
-                item = self._get(self._q_out)
+                item = self._get(self._queues[-1])
                 if item is _END:
                     return
                 t0 = time.perf_counter()
@@ -192,8 +179,11 @@ class Pipeline:
         t0 = time.perf_counter()
         threads = [
             threading.Thread(target=fn, name=f"streamguard-{fn.__name__.strip('_')}", daemon=True)
-            for fn in (self._read, self._work, self._write)
+            for fn in (self._read, self._write)
         ]
+        threads[1:1] = [threading.Thread(target=self._work, args=(k,), daemon=True,
+                                         name=f"streamguard-{type(stage).__name__}")
+                        for k, stage in enumerate(self.stages)]
         for t in threads:
             t.start()
         try:
