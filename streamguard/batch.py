@@ -159,7 +159,7 @@ def run_batch(
         else:
             todo.append(item)
     if jobs <= 1:
-        # One detector for the whole batch: building a MediaPipe graph per file costs ~0.3 s.
+        # One detector for the whole batch: loading its four models per file would cost each file.
         detector = create_detector(config.detect) if todo else None
         try:
             for item in todo:

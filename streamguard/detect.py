@@ -37,9 +37,9 @@ class FaceDetector(Protocol):
 
 @contextlib.contextmanager
 def _native_stderr_silenced() -> Iterator[None]:
-    """Hide what MediaPipe/TFLite's C++ code prints to fd 2 while a graph starts.
+    """Hide what LiteRT's C++ code prints to fd 2 while a model loads.
 
-    They print INFO/WARNING lines on start and first use that no setting turns
+    It prints INFO/WARNING lines on start and first use that no setting turns
     off; a user should see our one-line messages, not theirs. Only used while a
     detector is built, before any progress output exists.
     """

@@ -247,8 +247,9 @@ def _lower_priority() -> None:
 
 
 def create_live_detector(config: DetectConfig = LIVE_DETECT) -> FaceDetector:
-    """``create_detector(config)``, built on a lower-priority thread: MediaPipe runs the model on
-    worker threads it starts while being built, and they inherit that priority."""
+    """``create_detector(config)``, built on a lower-priority thread, so whatever native threads
+    loading the models starts inherit that priority (the calls themselves run on the detect
+    loop's threads, which lower their own)."""
     box: dict[str, Any] = {}
 
     def build() -> None:

@@ -231,7 +231,7 @@ class TiledDetector:
         self.min_face = min_face
         self.threshold = threshold
         # Model calls release the GIL, so tiles run on ``workers`` threads, each with its own
-        # pair of models (a MediaPipe graph takes one frame at a time). Measured on 2 cores:
+        # pair of models (an interpreter takes one call at a time). Measured on 2 cores:
         # a 1080p balanced sweep 751 -> 404 ms with 2 workers.
         self.workers = max(1, workers if workers is not None else min(2, os.cpu_count() or 1))
         self._models: list[dict[str, BlazeFaceDetector]] = [{} for _ in range(self.workers)]
