@@ -17,12 +17,19 @@ block means (so sensor and compression noise do not count) against the map as it
 when the tile last ran (so slow drift adds up), and every tile runs again after
 ``rescan`` seconds whatever happens, so a face the model missed on noisy pixels gets
 more chances.
+
+Change inside the head of a face found on the frame before does not count: that face is
+looked at again on every frame in its own crop, and no other face can appear inside a
+head without also changing pixels around it (a face in front of it is at least as large,
+one behind it is hidden). Without this, a talking or nodding head made every tile over it
+run again at every level, on every frame.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -66,17 +73,34 @@ def _level_for(levels: list[Level], height: float) -> Level | None:
     return min(upright, key=distance)
 
 
+#: A known face's box grown by this on every side is its head, where change does not count.
+HEAD = 0.25
+
+
 class ChangeMap:
     """Which parts of the frame changed since a tile last looked at them (see module docs)."""
 
     def __init__(self, *, still: float = STILL) -> None:
         self.still = still
         self.current: np.ndarray | None = None
+        #: Blocks inside the heads of known faces (True: change there does not count).
+        self.known: np.ndarray | None = None
         self._seen: dict[TileKey, tuple[float, np.ndarray]] = {}
 
-    def update(self, upright: np.ndarray) -> None:
-        """Take the next frame (upright RGB)."""
+    def update(self, upright: np.ndarray, known: Sequence[Box] = ()) -> None:
+        """Take the next frame (upright RGB) and the faces that are followed on it."""
         self.current = block_means(upright, grey=True)
+        self.known = None
+        if known:
+            rows, cols = self.current.shape
+            self.known = np.zeros((rows, cols), bool)
+            for box in known:
+                head = box.grown(HEAD)
+                # Only blocks wholly inside the head.
+                x1, y1 = max(0, math.ceil(head.x1 / CELL)), max(0, math.ceil(head.y1 / CELL))
+                x2, y2 = min(cols, int(head.x2 // CELL)), min(rows, int(head.y2 // CELL))
+                if x2 > x1 and y2 > y1:
+                    self.known[y1:y2, x1:x2] = True
 
     def changed(self, tile: Tile, now: float, rescan: float) -> bool:
         """Whether ``tile`` needs to run: never ran, ran ``rescan`` s ago, or its pixels moved."""
@@ -90,7 +114,12 @@ class ChangeMap:
         x1, y1 = int(b.x1 // CELL), int(b.y1 // CELL)
         x2, y2 = math.ceil(b.x2 / CELL), math.ceil(b.y2 / CELL)
         cur = self.current[y1:y2, x1:x2]
-        return cur.size == 0 or int(np.abs(cur - before[y1:y2, x1:x2]).max()) > self.still
+        if cur.size == 0:
+            return True
+        diff = np.abs(cur - before[y1:y2, x1:x2])
+        if self.known is not None:
+            diff[self.known[y1:y2, x1:x2]] = 0
+        return int(diff.max()) > self.still
 
     def ran(self, tiles: list[Tile], now: float) -> None:
         if self.current is not None:
@@ -169,7 +198,7 @@ class SweepDetectStage(Stage):
         slices, levels = self._plan(width, height)
         gate = image is not None and now is not None and self.rescan > 0
         if gate:
-            self.changes.update(image)
+            self.changes.update(image, self._recent)
         due = slices[self._runs % self.slices]
         self.due += len(due)
         chosen = {_key(t): t for t in due if not gate or self.changes.changed(t, now, self.rescan)}

@@ -9,7 +9,7 @@ import pytest
 
 from streamguard.sweep import SweepDetectStage
 from streamguard.synth import background, load_faces, paste_face
-from streamguard.tiling import TiledDetector
+from streamguard.tiling import Tile, TiledDetector
 from streamguard.types import Box, Frame
 
 
@@ -110,3 +110,27 @@ def test_a_big_known_face_is_followed_in_its_own_crop(tiled):
             assert len(stage.near) == 1 and stage.near[0].iou(truth) > 0.4
     first = seen.index(True)
     assert all(seen[first:])
+
+
+def test_change_inside_a_known_head_does_not_count():
+    """A known face moving in place (talking, nodding) does not make the tiles over it run
+    again; the same change beside it does."""
+    from streamguard.sweep import ChangeMap
+
+    still = background(640, 360, seed=4)
+    tile = Tile(0, 0, 0, Box(0, 0, 320, 320))
+    face = Box(100, 100, 180, 180)
+    moved = still.copy()
+    moved[130:150, 130:150] = 255 - moved[130:150, 130:150]  # inside the face box
+    beside = still.copy()
+    beside[130:150, 240:260] = 255 - beside[130:150, 240:260]  # well outside its head
+
+    changes = ChangeMap()
+    changes.update(still, [face])
+    changes.ran([tile], now=0.0)
+    changes.update(moved, [face])
+    assert not changes.changed(tile, now=0.1, rescan=1.0)
+    changes.update(moved, [])  # the face is no longer followed: its change counts again
+    assert changes.changed(tile, now=0.1, rescan=1.0)
+    changes.update(beside, [face])
+    assert changes.changed(tile, now=0.1, rescan=1.0)
