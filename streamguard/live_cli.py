@@ -88,9 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
                    f"(default {MAX_DETECT_AGE})")
     r.add_argument("--wait", action="store_true",
                    help="hold each frame until face detection has looked at it (or a newer frame): only "
-                   "faces are blurred, at one to two detection times of latency (default: show each "
-                   "frame at once, with every part of the picture that changed since detection last "
-                   "looked blurred as well)")
+                   "faces are blurred, at one to two detection times of latency, and a face the "
+                   "detector misses is shown (default: show each frame at once, with every part of "
+                   "the picture that changed since detection last looked blurred as well)")
     add_anonymize_options(p)
     _set_default(p, "detection", LIVE_DETECT.preset,
                  "how hard to look for small faces: fast (live default: faces from 32 px, about 150 ms "
