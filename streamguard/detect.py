@@ -18,6 +18,7 @@ from typing import Protocol
 
 import numpy as np
 
+from .blazeface import BlazeFace
 from .config import DetectConfig
 from .errors import ModelError
 from .types import Detection, Frame, Region, Stage
@@ -75,8 +76,6 @@ class BlazeFaceDetector:
     def __init__(self, threshold: float | None = None, model: str = "full") -> None:
         if model not in ("full", "short"):
             raise ValueError(f"model must be 'full' or 'short', got {model!r}")
-        from .blazeface import BlazeFace
-
         with _native_stderr_silenced():  # LiteRT prints a line about its CPU delegate
             self._impl: BlazeFace | None = BlazeFace(model, threshold)
             # The first call sets up the CPU delegate's kernels; do it now, not on a frame.
