@@ -3,7 +3,7 @@
 A reader thread (decode), one thread per stage (detect, track, anonymize) and a
 writer (encode, mux), so each step works on its frame while the step before it
 works on the next: on 2 cores, the detector's tile preparation overlaps the
-tracker's and the anonymizer's work (one thread for all stages left a quarter
+tracker's and the anonymizer's work (one thread for all stages left a fifth
 of the CPU idle). The caller's thread only waits, so Ctrl-C reaches it at
 once. Any stage that raises stops every thread: each checks a stop event around
 timed ``put``/``get``, so none stays blocked on a queue nobody serves.
@@ -85,6 +85,7 @@ class Pipeline:
                                                 for _ in range(len(self.stages) + 1)]
         self._error: BaseException | None = None
         self._error_lock = threading.Lock()
+        self._busy_lock = threading.Lock()
         self.stats = RunStats()
 
     # -- queue helpers that never block forever ---------------------------------------------
@@ -114,7 +115,8 @@ class Pipeline:
         self.stop.set()
 
     def _add_busy(self, name: str, seconds: float) -> None:
-        self.stats.busy[name] = self.stats.busy.get(name, 0.0) + seconds
+        with self._busy_lock:  # several threads add (two stages of one class share a name)
+            self.stats.busy[name] = self.stats.busy.get(name, 0.0) + seconds
 
     # -- the three threads --------------------------------------------------------------------
     def _read(self) -> None:
