@@ -169,13 +169,13 @@ class BlazeFace:
         t -= 1.0
         self._interpreter.set_tensor(self._input, t)
         self._interpreter.invoke()
-        logits = self._interpreter.get_tensor(self._scores)[0, :, 0]
+        logits = np.clip(self._interpreter.get_tensor(self._scores)[0, :, 0], -SCORE_CLIP, SCORE_CLIP)
         # sigmoid(x) >= p  <=>  x >= logit(p): filter before any arithmetic on 896-2304 rows.
-        hit = np.flatnonzero(np.clip(logits, -SCORE_CLIP, SCORE_CLIP) >= self._min_logit)
+        hit = np.flatnonzero(logits >= self._min_logit)
         if not len(hit):
             return []
         raw = self._interpreter.get_tensor(self._raw)[0, hit]
-        scores = 1 / (1 + np.exp(-np.clip(logits[hit], -SCORE_CLIP, SCORE_CLIP)))
+        scores = 1 / (1 + np.exp(-logits[hit]))
         anchors = self._anchors[hit]
         centre = raw[:, 0:2] / size + anchors
         half = raw[:, 2:4] / size / 2

@@ -44,7 +44,6 @@ def _native_stderr_silenced() -> Iterator[None]:
     off; a user should see our one-line messages, not theirs. Only used while a
     detector is built, before any progress output exists.
     """
-    os.environ.setdefault("GLOG_minloglevel", "2")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if os.environ.get("STREAMGUARD_NATIVE_LOGS"):
         yield
