@@ -96,7 +96,7 @@ def cpu_count() -> int:
 
 @dataclass(frozen=True, slots=True)
 class WorkerOptions:
-    #: Decoder, encoder, detector and OpenCV threads per worker; 0 leaves libav's and the
+    #: Decoder, encoder and detector threads per worker; 0 leaves libav's and the
     #: detector's own choice (which assumes the worker has the machine to itself).
     threads: int = 0
     #: Pin each worker process to one CPU core of its own (benchmarks: a worker held to one core).
@@ -208,10 +208,8 @@ def _setup_process(options: WorkerOptions) -> None:
     if _SETUP_DONE:
         return
     _SETUP_DONE = True
-    if options.threads:
-        import cv2
-
-        cv2.setNumThreads(options.threads)
+    # OpenCV stays at the one thread importing streamguard set (threads.quiet_native_pools): a
+    # pool of more spins between calls, whatever the worker's share of the cores.
     if options.pin and options.claim_dir and hasattr(os, "sched_setaffinity"):
         _claim_core(options.claim_dir)
 
