@@ -151,9 +151,14 @@ class BlazeFace:
     def detect_rolled(self, image: np.ndarray) -> list[tuple[Detection, float]]:
         """Faces in an RGB uint8 image, boxes in its pixels, each with its roll in degrees
         (the eye line's angle, y down), best first."""
+        return self.detect_peak(image)[0]
+
+    def detect_peak(self, image: np.ndarray) -> tuple[list[tuple[Detection, float]], float]:
+        """:meth:`detect_rolled`, and the best score any anchor had, found or not: how face-like
+        the most face-like spot of the image looked to the model."""
         h, w = image.shape[:2]
         if h < 2 or w < 2:
-            return []
+            return [], 0.0
         size = self.spec.size
         # MediaPipe's letterbox: the image's centre square of side max(w, h), corners mapped to
         # the tensor's corners, bilinear, black beyond the image (the model was tuned on this).
@@ -171,9 +176,10 @@ class BlazeFace:
         self._interpreter.invoke()
         logits = np.clip(self._interpreter.get_tensor(self._scores)[0, :, 0], -SCORE_CLIP, SCORE_CLIP)
         # sigmoid(x) >= p  <=>  x >= logit(p): filter before any arithmetic on 896-2304 rows.
+        peak = float(1 / (1 + math.exp(-float(logits.max()))))
         hit = np.flatnonzero(logits >= self._min_logit)
         if not len(hit):
-            return []
+            return [], peak
         raw = self._interpreter.get_tensor(self._raw)[0, hit]
         scores = 1 / (1 + np.exp(-logits[hit]))
         anchors = self._anchors[hit]
@@ -190,7 +196,7 @@ class BlazeFace:
                 continue
             roll = math.degrees(math.atan2((e[3] - e[1]) * size, (e[2] - e[0]) * size))
             found.append((Detection(box=box, score=score), roll))
-        return found
+        return found, peak
 
     def close(self) -> None:
         self._interpreter = None  # type: ignore[assignment]

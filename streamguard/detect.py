@@ -88,10 +88,14 @@ class BlazeFaceDetector:
 
     def detect_rolled(self, image: np.ndarray) -> list[tuple[Detection, float]]:
         """Faces with their roll in degrees: the eye line's angle (y down), from the keypoints."""
+        return self.detect_peak(image)[0]
+
+    def detect_peak(self, image: np.ndarray) -> tuple[list[tuple[Detection, float]], float]:
+        """:meth:`detect_rolled` and the best score of any anchor, found or not."""
         if self._impl is None:
             raise ModelError("the face detector was closed")
         with self._lock:
-            return self._impl.detect_rolled(image)
+            return self._impl.detect_peak(image)
 
     def close(self) -> None:
         impl, self._impl = getattr(self, "_impl", None), None

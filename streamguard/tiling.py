@@ -328,9 +328,11 @@ class TiledDetector:
         return self.detect(image, tiles=self.tiles_near(w, h, boxes))
 
     def detect(self, image: np.ndarray, tiles: Iterable[Tile] | None = None,
-               near: Iterable[Box] = ()) -> list[Detection]:
+               near: Iterable[Box] = (), peaks: dict[tuple[int, int, int], float] | None = None
+               ) -> list[Detection]:
         """Faces in an H x W x 3 uint8 RGB image; ``tiles`` limits the sweep to those tiles, and
-        ``near`` adds a look at each of these known faces (see :meth:`near_crop`)."""
+        ``near`` adds a look at each of these known faces (see :meth:`near_crop`). ``peaks``, if
+        given, receives each tile's best anchor score, keyed by ``(level, x, y)``."""
         h, w = image.shape[:2]
         if h < 2 or w < 2:
             return []
@@ -352,10 +354,10 @@ class TiledDetector:
         if self.workers > 1 and len(work) > 1:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="tiled-detector")
-            parts = list(self._pool.map(lambda k: self._run_tiles(work[k :: self.workers], k, w, h),
+            parts = list(self._pool.map(lambda k: self._run_tiles(work[k :: self.workers], k, w, h, peaks),
                                         range(self.workers)))
         else:
-            parts = [self._run_tiles(work, 0, w, h)]
+            parts = [self._run_tiles(work, 0, w, h, peaks)]
         found = [f for part in parts for f, _ in part]
         models = [(f[0].box, name) for part in parts for f, name in part]  # the other model re-checks
         out = []
@@ -410,8 +412,10 @@ class TiledDetector:
         return lv, crop, inv, [Tile(-1, 0, 0, Box(x0, y0, x0 + n * step, y0 + n * step))]
 
     def _run_tiles(self, work: list[tuple[Level, np.ndarray, np.ndarray, Tile]], worker: int, w: int,
-                   h: int) -> list[tuple[tuple[Detection, bool], str]]:
-        """Model calls for ``work`` on worker ``worker``'s models; boxes in frame pixels."""
+                   h: int, peaks: dict[tuple[int, int, int], float] | None = None
+                   ) -> list[tuple[tuple[Detection, bool], str]]:
+        """Model calls for ``work`` on worker ``worker``'s models; boxes in frame pixels. Each
+        tile's best anchor score goes into ``peaks`` (workers fill disjoint keys)."""
         out = []
         for lv, canvas, inv, t in work:
             crop = canvas[t.y:t.y + lv.size, t.x:t.x + lv.size]
@@ -419,7 +423,10 @@ class TiledDetector:
                 # Short levels: pad to a full square so the model sees the level's scale.
                 crop = cv2.copyMakeBorder(crop, 0, lv.size - crop.shape[0], 0, lv.size - crop.shape[1],
                                           cv2.BORDER_CONSTANT, value=(0, 0, 0))
-            for det, roll in self._model(lv.model, worker).detect_rolled(np.ascontiguousarray(crop)):
+            found, peak = self._model(lv.model, worker).detect_peak(np.ascontiguousarray(crop))
+            if peaks is not None and lv.index >= 0:
+                peaks[(t.level, t.x, t.y)] = peak
+            for det, roll in found:
                 box, score = det.box, det.score
                 if box.height > 2 * lv.max_face * lv.scale:
                     # A face this big is a coarser level's job; the short-range model on a

@@ -67,17 +67,28 @@ def _at(image, i):
 
 def test_unchanged_tiles_are_skipped_until_rescan(tiled):
     image = background(1280, 720, seed=2)
-    stage = SweepDetectStage(tiled, fps=30, period=0.25, rescan=1.0)
-    total = sum(len(lv.tiles) for lv in tiled.plan(1280, 720))
+    stage = SweepDetectStage(tiled, fps=30, period=0.25, rescan=1.0, quiet_rescan=2.0)
+    tiles = [t for lv in tiled.plan(1280, 720) for t in lv.tiles]
+    total = len(tiles)
     for i in range(stage.slices):  # the first period runs everything once
         stage(_at(image, i))
     assert stage.run == total
+    quiet = sum(stage.changes.is_quiet(t) for t in tiles)
+    assert 0 < quiet < total, "the clutter has spots the model half likes, and plain ones"
     for i in range(stage.slices, 30):  # then nothing changes: nothing runs, until 1 s has passed
         stage(_at(image, i))
     assert stage.run == total
     for i in range(30, 30 + 2 * stage.slices):
         stage(_at(image, i))
-    assert stage.run == 2 * total, "every tile runs again (once) when it is due after rescan seconds"
+    assert stage.run == 2 * total - quiet, "after rescan seconds, every tile that was not quiet runs again"
+    for i in range(30 + 2 * stage.slices, 60 + 2 * stage.slices):
+        stage(_at(image, i))
+    assert stage.run == 3 * total - quiet, "after quiet_rescan seconds, every tile does"
+
+
+def test_quiet_rescan_cannot_be_shorter_than_rescan(tiled):
+    with pytest.raises(ValueError, match="quiet_rescan"):
+        SweepDetectStage(tiled, fps=30, rescan=2.0, quiet_rescan=1.0)
 
 
 def test_a_face_appearing_in_a_still_scene_is_found_within_a_period(tiled):
