@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 import cv2
 import numpy as np
 
-from .colour import unpack
+from .colour import is_packed, pack, put_region_rgb, region_rgb, unpack
 from .config import AnonymizeConfig
 from .types import Box, Frame, Region, Stage, overlap_groups
 
@@ -126,20 +126,42 @@ def cover_faces(image: np.ndarray, faces: Sequence[Box], config: AnonymizeConfig
     """Obscure the head around each of ``faces`` (H x W x 3 uint8, in place). Heads whose covers
     overlap (a face and where it was heading, two people side by side) are covered in one pass,
     as strongly as the largest of them: each pixel is blurred and blended once."""
+
+    def put(x1: int, y1: int, pixels: np.ndarray) -> None:
+        # Write back into the frame: the bug that drew a rectangle but never stored
+        # the blurred pixels must be impossible here.
+        image[y1:y1 + pixels.shape[0], x1:x1 + pixels.shape[1]] = pixels
+
     ih, iw = image.shape[:2]
+    _cover_groups(iw, ih, faces, config, lambda x1, y1, x2, y2: image[y1:y2, x1:x2], put, align=1)
+
+
+def cover_faces_packed(frame: Frame, faces: Sequence[Box], config: AnonymizeConfig) -> None:
+    """:func:`cover_faces` on a packed ``frame``'s 4:2:0 planes (see ``colour.pack``): only the
+    regions covered go to RGB and back, not the whole picture (at 1080p the two whole-frame
+    conversions cost ~4 ms a frame; eight faces' regions a fraction of that)."""
+    _cover_groups(frame.width, frame.height, faces, config,
+                  lambda x1, y1, x2, y2: region_rgb(frame, x1, y1, x2, y2),
+                  lambda x1, y1, pixels: put_region_rgb(frame, x1, y1, pixels), align=2)
+
+
+def _cover_groups(iw: int, ih: int, faces: Sequence[Box], config: AnonymizeConfig,
+                  get: Callable[[int, int, int, int], np.ndarray],
+                  put: Callable[[int, int, np.ndarray], None], align: int) -> None:
+    """The regions of :func:`cover_faces`: ``get`` reads one (x1, y1, x2, y2, with corners on
+    multiples of ``align``), ``put`` writes it back covered."""
     outers = [_outer(f, config).clipped(iw, ih) for f in faces]
     for group in overlap_groups(outers):
         x1, y1, x2, y2 = Box.bounding(outers[i] for i in group).as_int()
-        x2, y2 = min(x2, iw), min(y2, ih)
+        x1, y1 = x1 - x1 % align, y1 - y1 % align
+        x2, y2 = min(x2 + (-x2) % align, iw), min(y2 + (-y2) % align, ih)
         if x2 <= x1 or y2 <= y1:
             continue
-        crop = image[y1:y2, x1:x2]
+        crop = get(x1, y1, x2, y2)
         size = max(max(faces[i].width, faces[i].height) for i in group)
         covered = _MODES[config.mode](crop, size, config.strength)
         alpha = _ellipse_alpha(crop.shape[:2], [head_box(faces[i], config.margin) for i in group], (x1, y1))
-        # Write back into the frame: the bug that drew a rectangle but never stored
-        # the blurred pixels must be impossible here.
-        image[y1:y2, x1:x2] = cv2.blendLinear(covered, crop, alpha, 1.0 - alpha)
+        put(x1, y1, cv2.blendLinear(covered, crop, alpha, 1.0 - alpha))
 
 
 def cover_area(image: np.ndarray, box: Box, config: AnonymizeConfig) -> None:
@@ -186,11 +208,22 @@ def draw_outline(image: np.ndarray, region: Region, margin: float) -> None:
 class Anonymizer(Stage):
     """Covers every region of a frame and marks it protected; sinks accept nothing else."""
 
-    def __init__(self, config: AnonymizeConfig | None = None) -> None:
+    def __init__(self, config: AnonymizeConfig | None = None, *, planar: bool = False) -> None:
         self.config = config or AnonymizeConfig()
+        #: Cover a frame that has its 4:2:0 planes in them, and hand it on packed: for a sink
+        #: that encodes 4:2:0 (``colour.from_frame``); any other consumer calls ``colour.unpack``.
+        self.planar = planar
 
     def __call__(self, frame: Frame) -> Frame:
-        unpack(frame)  # a frame that waited in the tracker's window comes as 4:2:0 (colour.pack)
+        faces = [r.box for r in frame.regions if r.is_face]
+        if (self.planar and frame.packed is not None and not frame.damaged and not self.config.boxes
+                and len(faces) == len(frame.regions)):
+            pack(frame)  # no conversion: the frame has its planes (waited in a window, or decoded)
+            if is_packed(frame):
+                cover_faces_packed(frame, faces, self.config)
+                frame.protected = True
+                return frame
+        unpack(frame)  # RGB to draw on: a frame that waited in the tracker's window comes as 4:2:0
         if frame.damaged:
             curtain(frame.image)
         else:

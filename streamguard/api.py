@@ -85,7 +85,8 @@ def build_stages(
         stages.append(TrackStage(config.track, fps=fps or 30.0))
     else:
         stages.append(DetectionsToRegions())
-    stages.append(Anonymizer(config.anonymize))
+    # Videos are encoded as 4:2:0 (VideoFileSink): cover in the decoded planes, no RGB round trip.
+    stages.append(Anonymizer(config.anonymize, planar=video))
     return stages
 
 

@@ -21,7 +21,8 @@ import numpy as np
 
 from .types import Frame
 
-__all__ = ["to_rgb", "from_rgb", "pack", "unpack"]
+__all__ = ["to_rgb", "to_frame", "from_rgb", "pack", "unpack", "is_packed", "region_rgb",
+           "put_region_rgb", "from_frame"]
 
 # AVColorRange: 0 unspecified, 1 MPEG (limited, 16-235), 2 JPEG (full).
 _LIMITED = (0, 1)
@@ -33,9 +34,16 @@ def _plain_420(fmt: str, width: int, height: int) -> bool:
 
 def to_rgb(frame: av.VideoFrame) -> np.ndarray:
     """The decoded ``frame`` as H x W x 3 uint8 RGB."""
+    return to_frame(frame)[0]
+
+
+def to_frame(frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray | None]:
+    """The decoded ``frame`` as H x W x 3 uint8 RGB, and its 4:2:0 planes (I420 layout,
+    ``H * 3 / 2`` x ``W``) when it is plain 8-bit limited-range 4:2:0, else None."""
     if _plain_420(frame.format.name, frame.width, frame.height) and frame.color_range in _LIMITED:
-        return cv2.cvtColor(frame.to_ndarray(format="yuv420p"), cv2.COLOR_YUV2RGB_I420)
-    return frame.to_ndarray(format="rgb24")
+        planes = frame.to_ndarray(format="yuv420p")
+        return cv2.cvtColor(planes, cv2.COLOR_YUV2RGB_I420), planes
+    return frame.to_ndarray(format="rgb24"), None
 
 
 def from_rgb(image: np.ndarray, pix_fmt: str) -> av.VideoFrame:
@@ -46,20 +54,73 @@ def from_rgb(image: np.ndarray, pix_fmt: str) -> av.VideoFrame:
     return av.VideoFrame.from_ndarray(image, format="rgb24")
 
 
+def from_frame(frame: Frame, pix_fmt: str) -> av.VideoFrame:
+    """A frame for an encoder that takes ``pix_fmt``: ``frame``'s planes as they are when it is
+    packed and the encoder takes 4:2:0 (no conversion at all), else from its RGB picture."""
+    if is_packed(frame) and _plain_420(pix_fmt, frame.width, frame.height):
+        return av.VideoFrame.from_ndarray(frame.packed, format="yuv420p")
+    return from_rgb(unpack(frame).image, pix_fmt)
+
+
+def _placeholder(h: int, w: int) -> np.ndarray:
+    return np.broadcast_to(np.zeros((1, 1, 1), np.uint8), (h, w, 3))
+
+
+def is_packed(frame: Frame) -> bool:
+    """Whether ``frame``'s picture is its 4:2:0 planes (``frame.packed``), its ``image`` a
+    placeholder (see :func:`pack`)."""
+    return frame.packed is not None and frame.image.strides == (0, 0, 0)
+
+
 def pack(frame: Frame) -> None:
     """Keep ``frame``'s picture as 4:2:0 YUV until :func:`unpack`. Meanwhile ``frame.image`` is
     a read-only all-black placeholder of the same shape (size checks still work; a stage that
-    tried to draw on it would fail loudly). Frames of odd size stay as they are."""
+    tried to draw on it would fail loudly). A frame that still has its decoded planes (the
+    source keeps them, ``frame.packed`` beside ``image``) just drops its RGB copy: no
+    conversion. Frames of odd size stay as they are."""
     h, w = frame.image.shape[:2]
-    if frame.packed is not None or h % 2 or w % 2:
+    if is_packed(frame) or h % 2 or w % 2:
         return
-    frame.packed = cv2.cvtColor(frame.image, cv2.COLOR_RGB2YUV_I420)
-    frame.image = np.broadcast_to(np.zeros((1, 1, 3), np.uint8), (h, w, 3))
+    if frame.packed is None:
+        frame.packed = cv2.cvtColor(frame.image, cv2.COLOR_RGB2YUV_I420)
+    frame.image = _placeholder(h, w)
 
 
 def unpack(frame: Frame) -> Frame:
-    """``frame`` with its RGB picture back (after :func:`pack`; otherwise as it is)."""
-    if frame.packed is not None:
+    """``frame`` with its RGB picture back (after :func:`pack`; otherwise as it is). The planes
+    are dropped either way: ``image`` is the one picture from here on, free to draw on."""
+    if is_packed(frame):
         frame.image = cv2.cvtColor(frame.packed, cv2.COLOR_YUV2RGB_I420)
-        frame.packed = None
+    elif frame.packed is not None:
+        frame.image.flags.writeable = True  # the source kept it read-only beside the planes
+    frame.packed = None
     return frame
+
+
+def _planes(i420: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    flat = i420.reshape(-1)
+    n, q = width * height, width * height // 4
+    return (flat[:n].reshape(height, width), flat[n:n + q].reshape(height // 2, width // 2),
+            flat[n + q:n + 2 * q].reshape(height // 2, width // 2))
+
+
+def region_rgb(frame: Frame, x1: int, y1: int, x2: int, y2: int) -> np.ndarray:
+    """RGB of the region ``x1..x2, y1..y2`` (even numbers) of a packed ``frame``'s planes."""
+    y, u, v = _planes(frame.packed, frame.width, frame.height)
+    h, w = y2 - y1, x2 - x1
+    part = np.empty((h * 3 // 2, w), np.uint8)
+    flat = part.reshape(-1)
+    flat[:h * w] = y[y1:y2, x1:x2].reshape(-1)
+    flat[h * w:h * w * 5 // 4] = u[y1 // 2:y2 // 2, x1 // 2:x2 // 2].reshape(-1)
+    flat[h * w * 5 // 4:] = v[y1 // 2:y2 // 2, x1 // 2:x2 // 2].reshape(-1)
+    return cv2.cvtColor(part, cv2.COLOR_YUV2RGB_I420)
+
+
+def put_region_rgb(frame: Frame, x1: int, y1: int, rgb: np.ndarray) -> None:
+    """Write ``rgb`` (even width and height) into a packed ``frame``'s planes at ``x1, y1`` (even)."""
+    y, u, v = _planes(frame.packed, frame.width, frame.height)
+    h, w = rgb.shape[:2]
+    flat = cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420).reshape(-1)
+    y[y1:y1 + h, x1:x1 + w] = flat[:h * w].reshape(h, w)
+    u[y1 // 2:(y1 + h) // 2, x1 // 2:(x1 + w) // 2] = flat[h * w:h * w * 5 // 4].reshape(h // 2, w // 2)
+    v[y1 // 2:(y1 + h) // 2, x1 // 2:(x1 + w) // 2] = flat[h * w * 5 // 4:].reshape(h // 2, w // 2)

@@ -15,7 +15,7 @@ from pathlib import Path
 import av
 import av.error
 
-from .colour import from_rgb
+from .colour import from_frame
 from .config import EncodeConfig
 from .errors import InputError, OutputError
 from .sources import VideoInfo, _why, open_input
@@ -258,7 +258,7 @@ class VideoFileSink:
             if self.frames == 0 and frame.rotation:
                 # Keep the display matrix: a portrait phone clip stays portrait.
                 self._stream.set_display_rotation(frame.rotation)
-            vf = from_rgb(frame.image, self._stream.pix_fmt)
+            vf = from_frame(frame, self._stream.pix_fmt)
             vf.pts = frame.pts
             vf.time_base = frame.time_base
             self._mux(self._stream.encode(vf))

@@ -12,7 +12,7 @@ from pathlib import Path
 import av
 import av.error
 
-from .colour import to_rgb
+from .colour import to_frame
 from .errors import InputError, existing_file
 from .types import Frame
 
@@ -152,8 +152,15 @@ class VideoFileSource:
                     damaged = bool(vf.is_corrupt)
                     if damaged:
                         self.damaged_frames += 1
+                    image, planes = to_frame(vf)
+                    if planes is not None:
+                        # The planes go on beside the RGB copy, so the frame can wait and be
+                        # encoded without converting back (colour.pack); read-only, so nothing
+                        # can draw on a copy that would then be dropped.
+                        image.flags.writeable = False
                     yield Frame(
-                        image=to_rgb(vf),
+                        image=image,
+                        packed=planes,
                         index=index,
                         pts=pts,
                         time_base=tb,

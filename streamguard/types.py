@@ -195,7 +195,9 @@ class Frame:
     # Frame content could not be trusted (e.g. decode error): cover it whole.
     damaged: bool = False
     notes: list[str] = field(default_factory=list)
-    # The picture as 4:2:0 YUV while ``image`` is a placeholder (see ``colour.pack``).
+    # The picture as 4:2:0 YUV planes (I420 layout). While ``image`` is a placeholder they are
+    # the picture (``colour.pack``); beside a real, read-only ``image`` (as a video file source
+    # decodes them) they show the same picture, until ``colour.unpack`` drops them.
     packed: np.ndarray | None = field(default=None, repr=False)
 
     @property
