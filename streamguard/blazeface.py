@@ -174,14 +174,16 @@ class BlazeFace:
         t -= 1.0
         self._interpreter.set_tensor(self._input, t)
         self._interpreter.invoke()
-        logits = np.clip(self._interpreter.get_tensor(self._scores)[0, :, 0], -SCORE_CLIP, SCORE_CLIP)
+        logits = self._interpreter.get_tensor(self._scores)[0, :, 0]
+        # Scores are sigmoid(clip(logit)); the threshold's logit lies inside the clip range, so
+        # only the rows kept need clipping (np.clip over all 896-2304 cost ~50 us a call).
+        peak = float(1 / (1 + math.exp(-min(max(float(logits.max()), -SCORE_CLIP), SCORE_CLIP))))
         # sigmoid(x) >= p  <=>  x >= logit(p): filter before any arithmetic on 896-2304 rows.
-        peak = float(1 / (1 + math.exp(-float(logits.max()))))
         hit = np.flatnonzero(logits >= self._min_logit)
         if not len(hit):
             return [], peak
         raw = self._interpreter.get_tensor(self._raw)[0, hit]
-        scores = 1 / (1 + np.exp(-logits[hit]))
+        scores = 1 / (1 + np.exp(-np.clip(logits[hit], -SCORE_CLIP, SCORE_CLIP)))
         anchors = self._anchors[hit]
         centre = raw[:, 0:2] / size + anchors
         half = raw[:, 2:4] / size / 2
