@@ -30,8 +30,9 @@ __all__ = [
 ]
 
 # Face boxes (x, y, w, h) in the full-resolution source photos, measured once with
-# mediapipe 0.10.21 ``solutions.face_detection.FaceDetection(model_selection=1,
-# min_detection_confidence=0.3)``: relative_bounding_box times image width/height.
+# mediapipe 0.10.21 ``solutions.face_detection.FaceDetection(model_selection=1)`` (its
+# full-range graph, which keeps its own 0.6 cut-off whatever ``min_detection_confidence``
+# says): relative_bounding_box times image width/height.
 GRACE_HOPPER_FACE = (165.854, 128.387, 200.405, 200.371)  # 512x600 photo, score 0.87
 ASTRONAUT_FACE = (173.659, 67.776, 103.929, 103.926)  # 512x512 photo, score 0.91
 
