@@ -303,7 +303,8 @@ class TrackStage(Stage):
     also covered in the frames before its first detection. The window holds at most
     ``ceil(lookahead * fps) + 1`` frames, kept as 4:2:0 YUV (:func:`~streamguard.colour.pack`):
     at 1080p30 with 0.5 s that is 16 x 3.1 MB = 50 MB instead of 99.5 MB as RGB. Frames leave it
-    that way; :class:`~streamguard.anonymize.Anonymizer` unpacks each as it covers it.
+    that way; :class:`~streamguard.anonymize.Anonymizer` covers them in the planes (or unpacks
+    each to RGB, where it must draw).
     ``lookahead = 0`` hands every frame on at once (live mode).
     """
 
@@ -367,7 +368,7 @@ class TrackStage(Stage):
                                 or self._window[0].time < t - self.config.lookahead - _EPS):
             out.append(self._window.popleft().frame)
         if self._window and self._window[-1].frame is frame:
-            pack(frame)  # it waits: in half the memory (colour.pack); the anonymizer unpacks it
+            pack(frame)  # it waits: in half the memory (colour.pack; free for a decoded frame)
         self._backfill(tracks, t)  # after the release: it reaches back `lookahead` and no further
         return out
 
