@@ -42,19 +42,12 @@ import numpy as np
 from .blazeface import DEFAULT_THRESHOLD
 from .detect import detect_upright
 from .motion import CELL, STILL, block_means
-from .tiling import Level, Tile, TiledDetector
+from .tiling import Level, Tile, TiledDetector, TileKey
 from .types import Box, Detection, Frame, Stage
 
 __all__ = ["SweepDetectStage", "ChangeMap"]
 
 log = logging.getLogger(__name__)
-
-TileKey = tuple[int, int, int]
-
-
-def _key(t: Tile) -> TileKey:
-    return (t.level, t.x, t.y)
-
 
 def _best_tile(level: Level, box: Box) -> Tile | None:
     """The tile of ``level`` that holds ``box`` with the most room around it."""
@@ -118,7 +111,7 @@ class ChangeMap:
     def changed(self, tile: Tile, now: float, rescan: float, quiet_rescan: float | None = None) -> bool:
         """Whether ``tile`` needs to run: never ran, ran ``rescan`` s ago (``quiet_rescan`` if
         it was quiet then), or its pixels moved."""
-        seen = self._seen.get(_key(tile))
+        seen = self._seen.get(tile.key)
         if seen is None or self.current is None:
             return True
         quiet = quiet_rescan is not None and self.is_quiet(tile)
@@ -140,7 +133,7 @@ class ChangeMap:
 
     def is_quiet(self, tile: Tile) -> bool:
         """Whether ``tile``'s best score was under ``quiet`` when it last ran."""
-        seen = self._seen.get(_key(tile))
+        seen = self._seen.get(tile.key)
         return seen is not None and seen[2] < self.quiet
 
     def ran(self, tiles: list[Tile], now: float, peaks: dict[TileKey, float] | None = None) -> None:
@@ -148,7 +141,7 @@ class ChangeMap:
         (a tile missing there counts as not quiet)."""
         if self.current is not None:
             for t in tiles:
-                key = _key(t)
+                key = t.key
                 self._seen[key] = (now, self.current, peaks.get(key, 1.0) if peaks is not None else 1.0)
 
 
@@ -239,7 +232,7 @@ class SweepDetectStage(Stage):
             self.changes.update(image, self._recent)
         due = slices[self._runs % self.slices]
         self.due += len(due)
-        chosen = {_key(t): t for t in due
+        chosen = {t.key: t for t in due
                   if not gate or self.changes.changed(t, now, self.rescan, self.quiet_rescan)}
         self.near = []
         for box in self._recent:
@@ -249,7 +242,7 @@ class SweepDetectStage(Stage):
                 continue
             t = _best_tile(lv, box) if lv is not None else None
             if t is not None:
-                chosen[_key(t)] = t
+                chosen[t.key] = t
         tiles = list(chosen.values())
         self.run += len(tiles) + len(self.near)
         return tiles

@@ -55,7 +55,7 @@ import numpy as np
 from .detect import BlazeFaceDetector
 from .types import Box, Detection
 
-__all__ = ["Preset", "PRESETS", "Level", "Tile", "TiledDetector", "fuse"]
+__all__ = ["Preset", "PRESETS", "Level", "Tile", "TileKey", "TiledDetector", "fuse"]
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +100,10 @@ PRESETS: dict[str, Preset] = {
 }
 
 
+#: A tile's identity within a plan: level, x, y (see :attr:`Tile.key`).
+TileKey = tuple[int, int, int]
+
+
 @dataclass(frozen=True, slots=True)
 class Tile:
     """One model call: the square at ``x, y`` (level pixels) of level ``level``; ``box`` is
@@ -109,6 +113,11 @@ class Tile:
     x: int
     y: int
     box: Box
+
+    @property
+    def key(self) -> TileKey:
+        """What tells this tile from every other of its plan (``box`` follows from it)."""
+        return (self.level, self.x, self.y)
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,7 +346,7 @@ class TiledDetector:
     def tiles_near(self, width: int, height: int, boxes: Iterable[Box], grow: float = 0.5) -> list[Tile]:
         """Tiles that would find a face near each of ``boxes`` (e.g. a tracker's predictions):
         at the levels whose face range fits the box, tiles that contain it grown by ``grow``."""
-        out: dict[tuple[int, int, int], Tile] = {}
+        out: dict[TileKey, Tile] = {}
         for b in boxes:
             area = b.grown(grow).clipped(width, height)
             for lv in self.plan(width, height):
@@ -345,7 +354,7 @@ class TiledDetector:
                     continue
                 for t in lv.tiles:
                     if t.box.intersection(area) > 0:
-                        out[(t.level, t.x, t.y)] = t
+                        out[t.key] = t
         return list(out.values())
 
     def detect_regions(self, image: np.ndarray, boxes: Iterable[Box]) -> list[Detection]:
@@ -354,7 +363,7 @@ class TiledDetector:
         return self.detect(image, tiles=self.tiles_near(w, h, boxes))
 
     def detect(self, image: np.ndarray, tiles: Iterable[Tile] | None = None,
-               near: Iterable[Box] = (), peaks: dict[tuple[int, int, int], float] | None = None
+               near: Iterable[Box] = (), peaks: dict[TileKey, float] | None = None
                ) -> list[Detection]:
         """Faces in an H x W x 3 uint8 RGB image; ``tiles`` limits the sweep to those tiles, and
         ``near`` adds a look at each of these known faces (see :meth:`near_crop`). ``peaks``, if
@@ -444,7 +453,7 @@ class TiledDetector:
         return lv, crop, inv, [Tile(-1, 0, 0, Box(x0, y0, x0 + n * step, y0 + n * step))]
 
     def _run_tiles(self, work: list[_Work], worker: int, w: int,
-                   h: int, peaks: dict[tuple[int, int, int], float] | None = None
+                   h: int, peaks: dict[TileKey, float] | None = None
                    ) -> list[tuple[tuple[Detection, bool], str]]:
         """Model calls for ``work`` on worker ``worker``'s models; boxes in frame pixels. Each
         tile's best anchor score goes into ``peaks`` (workers fill disjoint keys)."""
@@ -462,7 +471,7 @@ class TiledDetector:
                                           cv2.BORDER_CONSTANT, value=(0, 0, 0))
             found, peak = self._model(lv.model, worker).detect_peak(np.ascontiguousarray(crop))
             if peaks is not None and lv.index >= 0:
-                peaks[(t.level, t.x, t.y)] = peak
+                peaks[t.key] = peak
             for det, roll in found:
                 box, score = det.box, det.score
                 if box.height > 2 * lv.max_face * lv.scale:
