@@ -21,8 +21,8 @@ import numpy as np
 
 from .types import Frame
 
-__all__ = ["to_rgb", "to_frame", "from_rgb", "pack", "unpack", "is_packed", "region_rgb",
-           "put_region_rgb", "from_frame"]
+__all__ = ["to_frame", "from_rgb", "from_frame", "pack", "unpack", "is_packed", "region_rgb",
+           "put_region_rgb"]
 
 # AVColorRange: 0 unspecified, 1 MPEG (limited, 16-235), 2 JPEG (full).
 _LIMITED = (0, 1)
@@ -30,11 +30,6 @@ _LIMITED = (0, 1)
 
 def _plain_420(fmt: str, width: int, height: int) -> bool:
     return fmt == "yuv420p" and width % 2 == 0 and height % 2 == 0
-
-
-def to_rgb(frame: av.VideoFrame) -> np.ndarray:
-    """The decoded ``frame`` as H x W x 3 uint8 RGB."""
-    return to_frame(frame)[0]
 
 
 def to_frame(frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray | None]:

@@ -118,7 +118,7 @@ class Pipeline:
         with self._busy_lock:  # several threads add (two stages of one class share a name)
             self.stats.busy[name] = self.stats.busy.get(name, 0.0) + seconds
 
-    # -- the three threads --------------------------------------------------------------------
+    # -- the threads --------------------------------------------------------------------------
     def _read(self) -> None:
         try:
             it = iter(self.source)

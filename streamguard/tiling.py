@@ -179,7 +179,7 @@ def _tile_by_tile(lv: Level, n: int) -> bool:
     frames run only the tiles where something changed (~15 of the 312 of 1080p's finest level).
     """
     cw, ch = lv.canvas
-    return (not lv.angle and lv.scale >= LINEAR_ABOVE and lv.index >= 0 and cw >= lv.size
+    return (not lv.angle and lv.scale >= LINEAR_ABOVE and cw >= lv.size
             and ch >= lv.size and 3 * n * lv.size * lv.size < cw * ch)
 
 
