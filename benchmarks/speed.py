@@ -10,9 +10,11 @@ Speed table (default mode):
 
 Rows, all on the same clip: (a) "transcode": PyAV decode + libx264 encode of the same
 file with streamguard's x264 preset and CRF (audio copied), the floor any anonymizer that
-re-encodes must pay; (b) streamguard at each ``--presets``, end to end; (c) with
-``--with-deface``, deface (PyPI) at its defaults and with ``--scale`` downscaled to 640
-px wide, both with ``--keep-audio``. deface is pip-installed on first use into
+re-encodes must pay; with ``--no-detector``, (a2) streamguard's own pipeline with a
+detector that finds nothing (decode, RGB for the detector, the tracker's window, encode): the
+most any preset could reach if detection were free; (b) streamguard at each ``--presets``,
+end to end; (c) with ``--with-deface``, deface (PyPI) at its defaults and with ``--scale``
+downscaled to 640 px wide, both with ``--keep-audio``. deface is pip-installed on first use into
 benchmarks/out/deface-venv (plain ``pip install deface``: its OpenCV DNN backend, and
 its own bundled ffmpeg from imageio-ffmpeg for reading, writing and the audio copy); it
 is never a dependency of streamguard. deface's defaults also mean its own encoder
@@ -296,6 +298,19 @@ def worker_transcode(src: str, dst: str, crf: int, preset: str) -> dict:
     return {"frames": n, "rss_mb": _peak_rss_mb(), "stages": {}}
 
 
+class _NoFaces:
+    """A detector that finds nothing, for the ``--no-detector`` row: streamguard's own pipeline
+    (decode, RGB for the detector, the tracker's window, encode) with detection free."""
+
+    threshold = None
+
+    def detect(self, image: object) -> list:
+        return []
+
+    def close(self) -> None:
+        pass
+
+
 def worker_streamguard(src: str, dst: str, preset: str, crf: str, x264: str, progress_file: str = "") -> dict:
     from streamguard import Config, DetectConfig, anonymize_video
     from streamguard.config import EncodeConfig
@@ -309,8 +324,11 @@ def worker_streamguard(src: str, dst: str, preset: str, crf: str, x264: str, pro
                 Path(tmp).write_text(str(n))
                 os.replace(tmp, progress_file)
 
-    config = Config(detect=DetectConfig(preset=preset), encode=EncodeConfig(crf=int(crf), preset=x264))
-    result = anonymize_video(src, dst, config, overwrite=True, progress=progress)
+    none = preset == "no-detector"
+    config = Config(detect=DetectConfig(preset="balanced" if none else preset),
+                    encode=EncodeConfig(crf=int(crf), preset=x264))
+    result = anonymize_video(src, dst, config, overwrite=True, progress=progress,
+                             detector=_NoFaces() if none else None)
     s = result.stats
     return {
         "frames": s.frames_out,
@@ -435,6 +453,10 @@ def speed_mode(a: argparse.Namespace) -> None:
         out = OUT / f"{clip.stem}.transcode.mp4"
         res = run_worker("transcode", str(clip), str(out), str(a.crf), a.x264_preset)
         rows.append(measure_row("(a) transcode", clip, out, *res, with_recall=a.recall))
+        if a.no_detector:
+            out = OUT / f"{clip.stem}.no-detector.mp4"
+            res = run_worker("streamguard", str(clip), str(out), "no-detector", str(a.crf), a.x264_preset)
+            rows.append(measure_row("(a2) pipeline, no detector", clip, out, *res, with_recall=a.recall))
         for preset in a.presets.split(","):
             out = OUT / f"{clip.stem}.sg-{preset}.mp4"
             res = run_worker("streamguard", str(clip), str(out), preset, str(a.crf), a.x264_preset)
@@ -595,6 +617,9 @@ def main(argv: list[str] | None = None) -> None:
                     help=f"x264 preset of (a) and (b) (default streamguard's, {enc.preset})")
     ap.add_argument("--with-deface", action="store_true",
                     help="add deface rows (installs it into its own venv)")
+    ap.add_argument("--no-detector", action="store_true",
+                    help="add streamguard's pipeline with a detector that finds nothing: the most any "
+                    "preset could reach with detection free")
     ap.add_argument("--no-recall", dest="recall", action="store_false", help="skip the recall columns")
     g = ap.add_argument_group("long-run check")
     g.add_argument("--long", type=float, nargs="?", const=10.0, metavar="MINUTES",

@@ -31,10 +31,13 @@ preset    min face  calls 720p/1080p  ms 720p / 1080p / 4K        16-32 / >=32  
                     /4K
 ========  ========  ================  ==========================  =============  =======
 before    ~180 px   1 / 1 / 1         5 / 6 / 16                  1.5% / 18.2%   0.04%
-fast      32 px     70 / 143 / 143    130 / 270 / 270 (611 1080p) 47.7% / 95.9%  0.05%
+fast      32 px     70 / 143 / 143    130 / 270 / 270 (611 1080p) 44.6% / 97.1%  0.08%
 balanced  20 px     167 / 356 / 356   310 / 640 / 640 (1058)      96.9% / 98.8%  0.17%
 thorough  16, +-35  878 / 1921 / 1921 1.7 / 3.6 / 3.6 s (7.4 s)   100% / 99.4%   0.38%
 ========  ========  ================  ==========================  =============  =======
+
+(``fast``'s row is from after its levels were resized bilinearly, see ``_canvas``; before,
+with INTER_AREA: 47.7% / 95.9%, FP 0.05%.)
 
 What still fails: overexposed + blurred + occluded faces, faces whose eyes are covered,
 faces cut by the frame edge through the eyes, and at 4K faces under the scaled minimum.
@@ -68,8 +71,6 @@ MODEL_MIN = {"full": 20, "short": 18}
 #: 1-5% of a 1080p frame. Real faces that large score higher or pass the re-check (>99%).
 VERIFY_BELOW = 0.75
 VERIFY_MIN_FACE = 48
-#: Levels scaled by at least this are resized with INTER_LINEAR (see ``_canvas``).
-LINEAR_ABOVE = 0.75
 #: A known face is followed in a crop this many times its size (see ``near_crop``).
 NEAR_CROP = 3.0
 
@@ -169,17 +170,25 @@ def _affine(scale: float, angle: float, w: int, h: int, pad: int) -> tuple[np.nd
 _Work = tuple[Level, np.ndarray, np.ndarray, Tile, "np.ndarray | None"]
 
 
-def _tile_by_tile(lv: Level, n: int) -> bool:
+def _from_frame(lv: Level, w: int, h: int) -> bool:
+    """Whether ``lv``'s canvas is the frame itself resized (bilinear), not a halving of it: any
+    level over half the frame's size (see ``TiledDetector._canvas``)."""
+    sw, sh = max(1, round(w * lv.scale)), max(1, round(h * lv.scale))
+    return 2 * sw > w or 2 * sh > h
+
+
+def _tile_by_tile(lv: Level, n: int, w: int, h: int) -> bool:
     """Whether ``n`` tiles of ``lv`` are cheaper cut one by one from the frame than from a canvas.
 
-    Only for the plain linear levels (upright, little scaled: the finest level, whose canvas
-    costs most, ~5 ms at 1080p), and only when every tile lies whole inside the canvas. Warping
-    a tile costs ~3x per pixel what one resize of the whole frame does (measured 0.14 ms a
-    128 px tile), so it pays while the tiles cover under a third of the canvas: on a video most
-    frames run only the tiles where something changed (~15 of the 312 of 1080p's finest level).
+    Only for upright levels resized straight from the frame (``_from_frame``: the finest level,
+    whose canvas costs most, 1.5-3 ms at 1080p), and only when every tile lies whole inside the
+    canvas. Warping a tile costs ~3x per pixel what one resize of the whole frame does
+    (measured 0.14 ms a 128 px tile), so it pays while the tiles cover under a third of the
+    canvas: on a video most frames run only the tiles where something changed (~15 of the 312
+    of 1080p's finest level).
     """
     cw, ch = lv.canvas
-    return (not lv.angle and lv.scale >= LINEAR_ABOVE and cw >= lv.size
+    return (not lv.angle and _from_frame(lv, w, h) and cw >= lv.size
             and ch >= lv.size and 3 * n * lv.size * lv.size < cw * ch)
 
 
@@ -188,6 +197,30 @@ def _tile_warp(m: np.ndarray, t: Tile) -> np.ndarray:
     level would (pixel centres), so a tile comes out as it would cut from the canvas."""
     fx, fy = 1 / m[0, 0], 1 / m[1, 1]
     return np.array([[fx, 0, (t.x - m[0, 2] + 0.5) * fx - 0.5], [0, fy, (t.y - m[1, 2] + 0.5) * fy - 0.5]])
+
+
+def _cut_tile(frame: np.ndarray, warp: np.ndarray, lv: Level, t: Tile) -> np.ndarray:
+    """Tile ``t`` of ``lv`` warped out of ``frame`` (``warp``: ``_tile_warp``), as the level's
+    canvas has it. Where the tile reaches into the level's border, the part inside the resized
+    frame is warped and then padded as the canvas is (``copyMakeBorder``): a warp's own border
+    mirrors the frame's pixels, which lands the mirror image 1/scale - 1 frame px off (0.8 px at
+    0.5625x), enough to move a tile's best score across the quiet line."""
+    size, pad = lv.size, lv.pad
+    cw, ch = lv.canvas
+    left, top = max(0, pad - t.x), max(0, pad - t.y)
+    right, bottom = max(0, t.x + size - (cw - pad)), max(0, t.y + size - (ch - pad))
+    iw, ih = size - left - right, size - top - bottom
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    # REFLECT_101 of k pixels needs k + 1 inside; a thinner inner part mirrors differently.
+    if not (left or top or right or bottom) or min(iw, ih) <= max(left, top, right, bottom):
+        border = cv2.BORDER_REFLECT_101 if lv.mirror else cv2.BORDER_CONSTANT
+        return cv2.warpAffine(frame, warp, (size, size), flags=flags, borderMode=border)
+    inner_warp = warp.copy()
+    inner_warp[:, 2] += warp[:, :2] @ (left, top)
+    # cv2.resize clamps at the frame's edge: so does BORDER_REPLICATE.
+    inner = cv2.warpAffine(frame, inner_warp, (iw, ih), flags=flags, borderMode=cv2.BORDER_REPLICATE)
+    border = cv2.BORDER_REFLECT_101 if lv.mirror else cv2.BORDER_CONSTANT
+    return cv2.copyMakeBorder(inner, top, bottom, left, right, border, value=(0, 0, 0))
 
 
 def _halve_to(pyramid: list[np.ndarray], k: int) -> None:
@@ -381,7 +414,7 @@ class TiledDetector:
         per_tile: list[_Work] = []
         for i, lv_tiles in sorted(by_level.items()):
             lv = levels[i]
-            if _tile_by_tile(lv, len(lv_tiles)):
+            if _tile_by_tile(lv, len(lv_tiles), w, h):
                 m = _affine(lv.scale, 0.0, w, h, lv.pad)[0]
                 inv = cv2.invertAffineTransform(m)
                 per_tile += [(lv, image, inv, t, _tile_warp(m, t)) for t in lv_tiles]
@@ -460,9 +493,7 @@ class TiledDetector:
         out = []
         for lv, canvas, inv, t, warp in work:
             if warp is not None:  # ``canvas`` is the frame: this tile's pixels straight from it
-                crop = cv2.warpAffine(canvas, warp, (lv.size, lv.size),
-                                      flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                                      borderMode=cv2.BORDER_REFLECT_101 if lv.mirror else cv2.BORDER_CONSTANT)
+                crop = _cut_tile(canvas, warp, lv, t)
             else:
                 crop = canvas[t.y:t.y + lv.size, t.x:t.x + lv.size]
             if crop.shape[:2] != (lv.size, lv.size):
@@ -536,18 +567,21 @@ class TiledDetector:
         border = cv2.BORDER_REFLECT_101 if lv.mirror else cv2.BORDER_CONSTANT
         sw, sh = max(1, round(w * lv.scale)), max(1, round(h * lv.scale))
         small = image
-        if lv.scale >= LINEAR_ABOVE:
-            # Little to alias at 0.75x and up, and INTER_AREA at a non-integer factor costs 5x
-            # as much (1080p at 0.9x: 7.2 vs 1.4 ms, on every frame).
+        if (sw, sh) == (w, h):
+            pass
+        elif _from_frame(lv, w, h):
+            # A factor under 2 leaves little to alias; INTER_AREA at a non-integer factor costs 7x
+            # as much (1080p to 0.5625x: 19.9 vs 2.8 ms, on every frame) for no recall
+            # (benchmarks/recall.py: balanced the same, fast 95.9 -> 97.1% for >= 32 px).
             small = cv2.resize(image, (sw, sh), interpolation=cv2.INTER_LINEAR)
-        elif (sw, sh) != (w, h):
-            # Halve (fast) while still twice the size, then INTER_AREA the rest: a 4K frame in one
-            # non-integer INTER_AREA step costs ~110 ms. Plain sampling would alias small faces away.
+        else:
+            # Halve (pyrDown: smoothed, so small faces are not aliased away) while still at
+            # least twice the size, then bilinear the rest, a factor under 2.
             while pyramid[-1].shape[1] >= 2 * sw and pyramid[-1].shape[0] >= 2 * sh:
                 _halve_to(pyramid, len(pyramid))
             src = next(p for p in reversed(pyramid) if p.shape[1] >= sw and p.shape[0] >= sh)
             small = src if src.shape[:2] == (sh, sw) else cv2.resize(src, (sw, sh),
-                                                                     interpolation=cv2.INTER_AREA)
+                                                                     interpolation=cv2.INTER_LINEAR)
         if not lv.angle:
             if not lv.pad:
                 return m, small

@@ -73,7 +73,8 @@ def test_unchanged_tiles_are_skipped_until_rescan(tiled):
     for i in range(stage.slices):  # the first period runs everything once
         stage(_at(image, i))
     assert stage.run == total
-    quiet = sum(stage.changes.is_quiet(t) for t in tiles)
+    first_quiet = {t.key for t in tiles if stage.changes.is_quiet(t)}
+    quiet = len(first_quiet)
     assert 0 < quiet < total, "the clutter has spots the model half likes, and plain ones"
     for i in range(stage.slices, 30):  # then nothing changes: nothing runs, until 1 s has passed
         stage(_at(image, i))
@@ -81,9 +82,14 @@ def test_unchanged_tiles_are_skipped_until_rescan(tiled):
     for i in range(30, 30 + 2 * stage.slices):
         stage(_at(image, i))
     assert stage.run == 2 * total - quiet, "after rescan seconds, every tile that was not quiet runs again"
+    # A tile cut straight from the frame (few due) or from its level's canvas (a whole slice)
+    # differs by rounding, which can move a best score right at the quiet line across it. A
+    # tile that turned quiet when it re-ran at 1 s is next due quiet_rescan seconds after that.
+    turned = sum(t.key not in first_quiet and stage.changes.is_quiet(t) for t in tiles)
+    assert turned <= 2
     for i in range(30 + 2 * stage.slices, 60 + 2 * stage.slices):
         stage(_at(image, i))
-    assert stage.run == 3 * total - quiet, "after quiet_rescan seconds, every tile does"
+    assert stage.run == 3 * total - quiet - turned, "after quiet_rescan seconds, every tile does"
 
 
 def test_quiet_rescan_cannot_be_shorter_than_rescan(tiled):
