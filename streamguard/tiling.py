@@ -211,15 +211,14 @@ def _cut_tile(frame: np.ndarray, warp: np.ndarray, lv: Level, t: Tile) -> np.nda
     right, bottom = max(0, t.x + size - (cw - pad)), max(0, t.y + size - (ch - pad))
     iw, ih = size - left - right, size - top - bottom
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    border = cv2.BORDER_REFLECT_101 if lv.mirror else cv2.BORDER_CONSTANT
     # REFLECT_101 of k pixels needs k + 1 inside; a thinner inner part mirrors differently.
     if not (left or top or right or bottom) or min(iw, ih) <= max(left, top, right, bottom):
-        border = cv2.BORDER_REFLECT_101 if lv.mirror else cv2.BORDER_CONSTANT
         return cv2.warpAffine(frame, warp, (size, size), flags=flags, borderMode=border)
     inner_warp = warp.copy()
     inner_warp[:, 2] += warp[:, :2] @ (left, top)
     # cv2.resize clamps at the frame's edge: so does BORDER_REPLICATE.
     inner = cv2.warpAffine(frame, inner_warp, (iw, ih), flags=flags, borderMode=cv2.BORDER_REPLICATE)
-    border = cv2.BORDER_REFLECT_101 if lv.mirror else cv2.BORDER_CONSTANT
     return cv2.copyMakeBorder(inner, top, bottom, left, right, border, value=(0, 0, 0))
 
 
@@ -567,12 +566,11 @@ class TiledDetector:
         m, (cw, ch) = _affine(lv.scale, lv.angle, w, h, lv.pad)
         border = cv2.BORDER_REFLECT_101 if lv.mirror else cv2.BORDER_CONSTANT
         sw, sh = max(1, round(w * lv.scale)), max(1, round(h * lv.scale))
-        small = image
         if (sw, sh) == (w, h):
-            pass
+            small = image
         elif _from_frame(lv, w, h):
             # A factor under 2 leaves little to alias; INTER_AREA at a non-integer factor costs 7x
-            # as much (1080p to 0.5625x: 19.9 vs 2.8 ms, on every frame) for no recall
+            # as much (1080p to 0.5625x: 19.9 vs 2.8 ms, on every frame) and gains no recall
             # (benchmarks/recall.py: balanced the same, fast 95.9 -> 97.1% for >= 32 px).
             small = cv2.resize(image, (sw, sh), interpolation=cv2.INTER_LINEAR)
         else:
