@@ -141,6 +141,15 @@ class Level:
     pad: int = 0
     mirror: bool = True
 
+    @property
+    def border(self) -> int:
+        """The OpenCV border mode of the padding (see ``mirror``)."""
+        return cv2.BORDER_REFLECT_101 if self.mirror else cv2.BORDER_CONSTANT
+
+    def resized(self, w: int, h: int) -> tuple[int, int]:
+        """Size of a ``w`` x ``h`` frame scaled to this level, before it is turned or padded."""
+        return max(1, round(w * self.scale)), max(1, round(h * self.scale))
+
 
 def _positions(length: int, size: int, overlap: int) -> list[int]:
     """Tile starts covering ``0..length`` with at least ``overlap`` px shared, spread evenly."""
@@ -173,7 +182,7 @@ _Work = tuple[Level, np.ndarray, np.ndarray, Tile, "np.ndarray | None"]
 def _from_frame(lv: Level, w: int, h: int) -> bool:
     """Whether ``lv``'s canvas is the frame itself resized (bilinear), not a halving of it: any
     level over half the frame's size (see ``TiledDetector._canvas``)."""
-    sw, sh = max(1, round(w * lv.scale)), max(1, round(h * lv.scale))
+    sw, sh = lv.resized(w, h)
     return 2 * sw > w or 2 * sh > h
 
 
@@ -211,7 +220,7 @@ def _cut_tile(frame: np.ndarray, warp: np.ndarray, lv: Level, t: Tile) -> np.nda
     right, bottom = max(0, t.x + size - (cw - pad)), max(0, t.y + size - (ch - pad))
     iw, ih = size - left - right, size - top - bottom
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-    border = cv2.BORDER_REFLECT_101 if lv.mirror else cv2.BORDER_CONSTANT
+    border = lv.border
     # REFLECT_101 of k pixels needs k + 1 inside; a thinner inner part mirrors differently.
     if not (left or top or right or bottom) or min(iw, ih) <= max(left, top, right, bottom):
         return cv2.warpAffine(frame, warp, (size, size), flags=flags, borderMode=border)
@@ -564,8 +573,8 @@ class TiledDetector:
         image = pyramid[0]
         h, w = image.shape[:2]
         m, (cw, ch) = _affine(lv.scale, lv.angle, w, h, lv.pad)
-        border = cv2.BORDER_REFLECT_101 if lv.mirror else cv2.BORDER_CONSTANT
-        sw, sh = max(1, round(w * lv.scale)), max(1, round(h * lv.scale))
+        border = lv.border
+        sw, sh = lv.resized(w, h)
         if (sw, sh) == (w, h):
             small = image
         elif _from_frame(lv, w, h):

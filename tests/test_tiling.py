@@ -23,6 +23,12 @@ def balanced() -> TiledDetector:
         yield det
 
 
+@pytest.fixture(scope="module")
+def fast() -> TiledDetector:
+    with TiledDetector("fast") as det:
+        yield det
+
+
 def _paste(image: np.ndarray, sprite: synth.FaceSprite, cx: float, cy: float, height: float) -> Box:
     w = height * sprite.face.width / sprite.face.height
     return synth.paste_face(image, sprite, Box.from_center(cx, cy, w, height))
@@ -136,14 +142,14 @@ def test_create_detector_builds_the_tiled_detector_for_the_config() -> None:
 
 @pytest.mark.parametrize("preset, face", [("balanced", 26), ("fast", 40)])
 def test_a_few_tiles_are_cut_straight_from_the_frame_as_the_canvas_has_them(
-        preset: str, face: int, balanced: TiledDetector, sprites: list[synth.FaceSprite]) -> None:
+        preset: str, face: int, request: pytest.FixtureRequest, sprites: list[synth.FaceSprite]) -> None:
     """Running a handful of the finest level's tiles skips building its canvas (1.5-3 ms at
     1080p): each tile is warped out of the frame, and sees what it would have seen in the
     canvas. Levels made by halving the frame are not cut this way (a tile warped from the
     frame would alias what the halving smooths)."""
     from streamguard.tiling import _cut_tile, _tile_by_tile, _tile_warp
 
-    det = balanced if preset == "balanced" else TiledDetector(preset, workers=1)
+    det: TiledDetector = request.getfixturevalue(preset)
     img = synth.background(1920, 1080, seed=3)
     truth = _paste(img, sprites[0], 30, 40, face)  # at the corner: its tile reaches into the mirrored border
     levels = det.plan(1920, 1080)
@@ -159,5 +165,3 @@ def test_a_few_tiles_are_cut_straight_from_the_frame_as_the_canvas_has_them(
     corner = [t for t in finest.tiles if t.box.contains(truth)]
     assert corner
     assert _hits(det.detect(img, tiles=corner[:1]), truth), "the face is found through the warped tile"
-    if det is not balanced:
-        det.close()
