@@ -77,8 +77,11 @@ def build_stages(
             config.detect.sweep_period, config.track.hold, config.track.lookahead or config.track.hold
         )
         stages = [SweepDetectStage(detector, fps=fps or 30.0, period=period, every=config.track.detect_every)]
+    elif video:
+        stages = [DetectStage(detector, every=config.track.detect_every)]
     else:
-        stages = [DetectStage(detector, every=config.track.detect_every if video else 1)]
+        # A photo is one frame: it gets the preset's finer, wider photo plan.
+        stages = [DetectStage(detector.stills() if isinstance(detector, TiledDetector) else detector)]
     if video:
         from .track import TrackStage
 

@@ -21,7 +21,7 @@ import numpy as np
 from .blazeface import BlazeFace
 from .config import DetectConfig
 from .errors import ModelError
-from .types import Detection, Frame, Region, Stage
+from .types import Detection, Frame, Region, Stage, normal_roll
 
 __all__ = ["FaceDetector", "BlazeFaceDetector", "DetectStage", "DetectionsToRegions", "create_detector"]
 
@@ -84,7 +84,7 @@ class BlazeFaceDetector:
         self.model = model
 
     def detect(self, image: np.ndarray) -> list[Detection]:
-        return [d for d, _ in self.detect_rolled(image)]
+        return [Detection(d.box, d.score, roll) for d, roll in self.detect_rolled(image)]
 
     def detect_rolled(self, image: np.ndarray) -> list[tuple[Detection, float]]:
         """Faces with their roll in degrees: the eye line's angle (y down), from the keypoints."""
@@ -127,8 +127,11 @@ def detect_upright(detector: FaceDetector, image: np.ndarray, rotation: int) -> 
         return detector.detect(image)
     upright = np.ascontiguousarray(np.rot90(image, k))
     uh, uw = upright.shape[:2]
+    # The upright picture is the stored one turned counter-clockwise by 90k degrees, which took
+    # 90k from every face's roll.
     return [
-        Detection(box=d.box.rotated(360 - 90 * k, uw, uh), score=d.score) for d in detector.detect(upright)
+        Detection(box=d.box.rotated(360 - 90 * k, uw, uh), score=d.score, roll=normal_roll(d.roll + 90 * k))
+        for d in detector.detect(upright)
     ]
 
 

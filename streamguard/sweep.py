@@ -199,9 +199,9 @@ class SweepDetectStage(Stage):
         self._gated = False
         self._runs = 0
         self._plans: dict[tuple[int, int], tuple[list[list[Tile]], list[Level]]] = {}
-        self._recent: list[Box] = []
+        self._recent: list[Detection] = []
         #: Known faces the next run looks at in their own crop (set by :meth:`tiles_for`).
-        self.near: list[Box] = []
+        self.near: list[Detection] = []
         #: Tiles due and tiles run, for the benchmark's account of what the change map saves.
         self.due = 0
         self.run = 0
@@ -229,16 +229,17 @@ class SweepDetectStage(Stage):
         gate = image is not None and now is not None and self.rescan > 0
         self._gated = gate
         if gate:
-            self.changes.update(image, self._recent)
+            self.changes.update(image, [d.box for d in self._recent])
         due = slices[self._runs % self.slices]
         self.due += len(due)
         chosen = {t.key: t for t in due
                   if not gate or self.changes.changed(t, now, self.rescan, self.quiet_rescan)}
         self.near = []
-        for box in self._recent:
+        for face in self._recent:
+            box = face.box
             lv = _level_for(levels, box.height)
             if lv is not None and lv.model != "short" and self.detector.can_crop(width, height, box):
-                self.near.append(box)  # a short-range call instead of a full-range tile
+                self.near.append(face)  # a short-range call instead of a full-range tile
                 continue
             t = _best_tile(lv, box) if lv is not None else None
             if t is not None:
@@ -258,7 +259,7 @@ class SweepDetectStage(Stage):
         taken at ``now`` seconds. Boxes in stored pixels."""
         sweep = _Slice(self.detector, self, now)
         found = detect_upright(sweep, image, rotation)
-        self._recent = [d.box for d in sweep.found]
+        self._recent = list(sweep.found)
         self._runs += 1
         return found
 

@@ -56,9 +56,9 @@ import cv2
 import numpy as np
 
 from .detect import BlazeFaceDetector
-from .types import Box, Detection
+from .types import Box, Detection, normal_roll
 
-__all__ = ["Preset", "PRESETS", "Level", "Tile", "TileKey", "TiledDetector", "fuse"]
+__all__ = ["Preset", "PRESETS", "Level", "Tile", "TileKey", "TiledDetector", "StillDetector", "fuse"]
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,10 @@ MODEL_MIN = {"full": 20, "short": 18}
 #: 1-5% of a 1080p frame. Real faces that large score higher or pass the re-check (>99%).
 VERIFY_BELOW = 0.75
 VERIFY_MIN_FACE = 48
+#: A face found lying on its side or upside down (roll beyond this many degrees) is re-checked
+#: below ``TURNED_SURE``: on cluttered pictures the quarter-turned passes score clutter up to ~0.8.
+TURNED_ROLL = 60.0
+TURNED_SURE = 0.9
 #: A known face is followed in a crop this many times its size (see ``near_crop``).
 NEAR_CROP = 3.0
 
@@ -92,12 +96,36 @@ class Preset:
     angle_min_face: int = 0
     #: Largest upscale of the frame: blown-up faces look blurred to the model.
     max_upscale: float = 1.25
+    #: Extra passes with the image turned by quarter turns (90, 180, 270 degrees) for faces lying
+    #: on their side or upside down (a camera held sideways, a person lying down), which
+    #: BlazeFace, trained on upright faces, finds only now and then.
+    turns: tuple[float, ...] = ()
+    #: The quarter-turned passes run on the levels whose smallest face is at least this (at 1080p,
+    #: like ``min_face``): each turn costs what the upright levels it repeats do.
+    turn_min_face: int = 0
+    #: Whether ``min_face`` and ``turn_min_face`` grow with frames larger than 1080p (video: 4K
+    #: costs what 1080p does), or are taken as they are (photos: a back row stays small however
+    #: many pixels the camera has).
+    scaled: bool = True
+    #: The plan for still images, where one frame may take the time a few video frames do.
+    still: Preset | None = None
 
+
+_TURNS = (90.0, 180.0, 270.0)
 
 PRESETS: dict[str, Preset] = {
-    "fast": Preset(min_face=32, models=("short", "full")),
-    "balanced": Preset(min_face=20, models=("short", "full")),
-    "thorough": Preset(min_face=16, models=("short", "full"), angles=(-35.0, 35.0), angle_min_face=20),
+    "fast": Preset(min_face=32, models=("short", "full"), turns=_TURNS, turn_min_face=128,
+                   still=Preset(min_face=16, models=("short", "full"), turns=_TURNS, turn_min_face=64,
+                                scaled=False)),
+    "balanced": Preset(min_face=20, models=("short", "full"), turns=_TURNS, turn_min_face=80,
+                       still=Preset(min_face=12, models=("short", "full"), max_upscale=1.6,
+                                    angles=(-35.0, 35.0), angle_min_face=48, turns=_TURNS,
+                                    turn_min_face=48, scaled=False)),
+    "thorough": Preset(min_face=16, models=("short", "full"), angles=(-35.0, 35.0), angle_min_face=20,
+                       turns=_TURNS, turn_min_face=40,
+                       still=Preset(min_face=8, models=("short", "full"), max_upscale=2.25,
+                                    angles=(-35.0, 35.0), angle_min_face=24, turns=_TURNS,
+                                    turn_min_face=32, scaled=False)),
 }
 
 
@@ -167,7 +195,8 @@ def _affine(scale: float, angle: float, w: int, h: int, pad: int) -> tuple[np.nd
         # The exact per-axis factors of the resize that makes this canvas.
         m = np.array([[cw / w, 0, pad], [0, ch / h, pad]], np.float64)
         return m, (cw + 2 * pad, ch + 2 * pad)
-    c, s = abs(math.cos(math.radians(angle))), abs(math.sin(math.radians(angle)))
+    # Rounded so a quarter turn's canvas is the frame's size exactly (cos 90 is 6e-17, not 0).
+    c, s = abs(round(math.cos(math.radians(angle)), 12)), abs(round(math.sin(math.radians(angle)), 12))
     cw, ch = math.ceil(sw * c + sh * s) + 2 * pad, math.ceil(sw * s + sh * c) + 2 * pad
     rot = cv2.getRotationMatrix2D((sw / 2, sh / 2), angle, 1.0)
     rot[:, 2] += (cw / 2 - sw / 2, ch / 2 - sh / 2)
@@ -279,7 +308,7 @@ def fuse(found: Sequence[tuple[Detection, bool]], iou: float = 0.35) -> list[Det
                 # A clearly weaker box around a stronger one is the coarse level's blown-up copy.
                 inside = [d for d in inside if d.box.area < box.area or d.score > head.score - 0.15]
                 box = Box.bounding([box, *(d.box for d in inside)])
-            out.append(Detection(box=box, score=head.score))
+            out.append(Detection(box=box, score=head.score, roll=head.roll))
     return out
 
 
@@ -318,50 +347,61 @@ class TiledDetector:
         self.workers = max(1, workers if workers is not None else min(2, os.cpu_count() or 1))
         self._models: list[dict[str, BlazeFaceDetector]] = [{} for _ in range(self.workers)]
         self._pool: ThreadPoolExecutor | None = None
-        self._plans: dict[tuple[int, int], list[Level]] = {}
+        self._plans: dict[tuple[int, int, bool], list[Level]] = {}
         for w in range(self.workers):  # load them now: a bad install should fail at start-up
             for name in ("full", "short"):
                 self._model(name, w)
 
-    def face_range(self, width: int, height: int) -> float:
+    def _preset(self, still: bool) -> Preset:
+        return self.preset.still if still and self.preset.still is not None else self.preset
+
+    def face_range(self, width: int, height: int, still: bool = False) -> float:
         """Smallest face (frame px) the plan for this frame size is built to find."""
         if self.min_face is not None:
             return float(self.min_face)
-        # Preset sizes are for 1080p; scale with the frame so 4K costs about what 1080p does.
-        return self.preset.min_face * max(1.0, min(width, height) / 1080)
+        return self._preset(still).min_face * self._size_factor(width, height, still)
 
-    def plan(self, width: int, height: int) -> list[Level]:
-        """The levels and tiles for a ``width`` x ``height`` frame (cached per size)."""
-        key = (width, height)
+    def _size_factor(self, width: int, height: int, still: bool) -> float:
+        # Video preset sizes are for 1080p; they scale with the frame so 4K costs about what
+        # 1080p does.
+        return max(1.0, min(width, height) / 1080) if self._preset(still).scaled else 1.0
+
+    def plan(self, width: int, height: int, still: bool = False) -> list[Level]:
+        """The levels and tiles for a ``width`` x ``height`` frame (cached per size): for a video's
+        frames, or with ``still`` for a photo (the preset's ``still`` plan, when it has one)."""
+        key = (width, height, still)
         if key not in self._plans:
-            self._plans[key] = self._make_plan(width, height)
-            log.debug("tile plan %dx%d: %s", width, height,
+            self._plans[key] = self._make_plan(width, height, still)
+            log.debug("tile plan %dx%d%s: %s", width, height, " (still)" if still else "",
                       ", ".join(f"s={lv.scale:.3g}/{lv.angle:g}:{len(lv.tiles)}" for lv in self._plans[key]))
         return self._plans[key]
 
-    def _make_plan(self, w: int, h: int) -> list[Level]:
-        p = self.preset
+    def _make_plan(self, w: int, h: int, still: bool) -> list[Level]:
+        p = self._preset(still)
         full, e_full, long = MODEL_INPUT["full"], MODEL_MIN["full"], max(w, h)
         # The whole-frame pass shows the frame with a 10% mirrored border at 192 px.
         whole_scale = full / (1.2 * long)
         whole_min = e_full / whole_scale
         specs: list[tuple[float, float, float, float, str, float, bool]] = []  # scale angle lo hi model pad
-        lo = self.face_range(w, h)
+        lo = self.face_range(w, h, still)
+        turn_min = p.turn_min_face * self._size_factor(w, h, still)
         k = 0
         while lo < whole_min:
             model = p.models[min(k, len(p.models) - 1)]
             hi = min(lo * p.ratio, whole_min * 1.05)
             scale = min(MODEL_MIN[model] / lo, p.max_upscale)
-            for angle in (0.0, *p.angles):
-                if not angle or hi > p.angle_min_face:
+            for angle in (0.0, *p.angles, *p.turns):
+                if not angle or (lo >= turn_min if angle in p.turns else hi > p.angle_min_face):
                     # Mirror half the largest face beyond the frame edge (faces cut by it).
                     specs.append((scale, angle, lo, hi, model, 0.5 * hi * scale, True))
             lo, k = hi, k + 1
-        specs.append((whole_scale, 0.0, whole_min, 0.75 * long, "full", 0.1 * long * whole_scale, True))
-        # Faces filling most of the frame are too big for the model: shrink into a blank border.
+        # The whole frame at 192 px, and faces filling most of it shrunk into a blank border (too
+        # big for the model otherwise); both turned too, a face lying down may be that large.
         big = full / (1.6 * long)
-        specs.append((big, 0.0, 0.5 * long, math.inf, "full", 0.3 * long * big, False))
-        for a in p.angles:  # one tile: the turned frame shrunk to fit it
+        for angle in (0.0, *p.turns):
+            specs.append((whole_scale, angle, whole_min, 0.75 * long, "full", 0.1 * long * whole_scale, True))
+            specs.append((big, angle, 0.5 * long, math.inf, "full", 0.3 * long * big, False))
+        for a in p.angles:  # one tile: the tilted frame shrunk to fit it
             c, sn = abs(math.cos(math.radians(a))), abs(math.sin(math.radians(a)))
             fit = full / max(w * c + h * sn, w * sn + h * c)
             specs.append((fit, a, e_full / fit, math.inf, "full", 0.0, True))
@@ -404,15 +444,16 @@ class TiledDetector:
         return self.detect(image, tiles=self.tiles_near(w, h, boxes))
 
     def detect(self, image: np.ndarray, tiles: Iterable[Tile] | None = None,
-               near: Iterable[Box] = (), peaks: dict[TileKey, float] | None = None
-               ) -> list[Detection]:
+               near: Iterable[Detection] = (), peaks: dict[TileKey, float] | None = None,
+               still: bool = False) -> list[Detection]:
         """Faces in an H x W x 3 uint8 RGB image; ``tiles`` limits the sweep to those tiles, and
         ``near`` adds a look at each of these known faces (see :meth:`near_crop`). ``peaks``, if
-        given, receives each tile's best anchor score, keyed by ``(level, x, y)``."""
+        given, receives each tile's best anchor score, keyed by ``(level, x, y)``. ``still`` runs
+        the photo plan (see :meth:`plan`)."""
         h, w = image.shape[:2]
         if h < 2 or w < 2:
             return []
-        levels = self.plan(w, h)
+        levels = self.plan(w, h, still)
         chosen = [t for lv in levels for t in lv.tiles] if tiles is None else list(tiles)
         by_level: dict[int, list[Tile]] = {}
         for t in chosen:
@@ -429,8 +470,8 @@ class TiledDetector:
                 continue
             m, canvas = self._canvas(pyramid, lv)
             jobs.append((lv, canvas, cv2.invertAffineTransform(m), lv_tiles))
-        for box in near:
-            jobs.append(self.near_crop(pyramid, box))
+        for face in near:
+            jobs.append(self.near_crop(pyramid, face.box, face.roll))
         # Interleave every level's tiles over the workers so each gets a fair share.
         work = [(lv, canvas, inv, t, None) for lv, canvas, inv, lv_tiles in jobs for t in lv_tiles] + per_tile
         if self.workers > 1 and len(work) > 1:
@@ -444,12 +485,19 @@ class TiledDetector:
         models = [(f[0].box, name) for part in parts for f, name in part]  # the other model re-checks
         out = []
         for d in fuse(found):
-            if d.score < VERIFY_BELOW and d.box.height >= max(VERIFY_MIN_FACE, 0.04 * min(w, h)):
+            large = d.score < VERIFY_BELOW and d.box.height >= max(VERIFY_MIN_FACE, 0.04 * min(w, h))
+            turned = d.score < TURNED_SURE and abs(d.roll) > TURNED_ROLL
+            if large or turned:
                 seen = {m for b, m in models if b.iou(d.box) > 0.3}
-                if not self.verify(image, d.box, "full" if seen == {"short"} else "short"):
+                if not self.verify(image, d.box, "full" if seen == {"short"} else "short", d.roll):
                     continue
             out.append(d)
         return out
+
+    def stills(self) -> StillDetector:
+        """This detector with the photo plan (the preset's ``still``): a FaceDetector for still
+        images that shares this one's models and threads, and leaves closing them to it."""
+        return StillDetector(self)
 
     def can_crop(self, width: int, height: int, box: Box) -> bool:
         """Whether :meth:`near_crop` can look at ``box``: its crop fits in the frame and
@@ -457,9 +505,10 @@ class TiledDetector:
         side = NEAR_CROP * max(box.width, box.height)
         return MODEL_INPUT["short"] / self.preset.max_upscale <= side <= min(width, height)
 
-    def near_crop(self, pyramid: list[np.ndarray],
-                  box: Box) -> tuple[Level, np.ndarray, np.ndarray, list[Tile]]:
-        """One short-range model call centred on a known face, the face a third of its input.
+    def near_crop(self, pyramid: list[np.ndarray], box: Box,
+                  roll: float = 0.0) -> tuple[Level, np.ndarray, np.ndarray, list[Tile]]:
+        """One short-range model call centred on a known face, the face a third of its input,
+        the crop turned by the quarter turn nearest the face's ``roll`` so the model sees it upright.
 
         Following a known face this way costs one short-range call (~1.7 ms) where the tile
         of its level is often a full-range one (~4.5 ms); the short-range model is the one
@@ -490,8 +539,14 @@ class TiledDetector:
         # Level-k pixel i covers frame pixels i * step .. (i + 1) * step.
         sc = size / (n * step)
         x0, y0 = x0 * step, y0 * step
-        lv = Level(-1, sc, 0.0, "short", size, 0, 0.0, math.inf, (size, size), (), 0, True)
         inv = np.array([[1 / sc, 0, x0], [0, 1 / sc, y0]], np.float64)
+        turns = round(roll / 90) % 4
+        if turns:
+            # np.rot90 turns counter-clockwise, as a positive angle does in OpenCV (y down).
+            crop = np.ascontiguousarray(np.rot90(crop, turns))
+            back = cv2.invertAffineTransform(cv2.getRotationMatrix2D((size / 2, size / 2), 90.0 * turns, 1.0))
+            inv = inv @ np.vstack([back, [0, 0, 1]])
+        lv = Level(-1, sc, 90.0 * turns, "short", size, 0, 0.0, math.inf, (size, size), (), 0, True)
         return lv, crop, inv, [Tile(-1, 0, 0, Box(x0, y0, x0 + n * step, y0 + n * step))]
 
     def _run_tiles(self, work: list[_Work], worker: int, w: int,
@@ -525,14 +580,16 @@ class TiledDetector:
                 fb = raw.clipped(w, h)
                 # Mostly outside the frame: a reflection in the mirrored border.
                 if fb.area >= 0.3 * raw.area:
-                    out.append(((Detection(fb, score), self._touches_inner_edge(b, t, lv)), lv.model))
+                    found_face = Detection(fb, score, normal_roll(roll + lv.angle))
+                    out.append(((found_face, self._touches_inner_edge(b, t, lv)), lv.model))
         return out
 
-    def verify(self, image: np.ndarray, box: Box, model: str = "short") -> bool:
+    def verify(self, image: np.ndarray, box: Box, model: str = "short", roll: float = 0.0) -> bool:
         """Whether ``model`` finds a face at ``box`` again in a crop centred on it, the face at a
-        third or at half of the crop. A second opinion should come from the other model: each
-        model repeats its own mistakes."""
+        third or at half of the crop, turned by the quarter turn nearest ``roll``. A second
+        opinion should come from the other model: each model repeats its own mistakes."""
         cx, cy = box.center
+        turns = round(roll / 90) % 4
         for name, k in ((model, 3.0), (model, 2.0)):
             size = MODEL_INPUT[name]
             sc = size / (k * max(box.width, box.height))
@@ -543,8 +600,8 @@ class TiledDetector:
             m = np.array([[sc / pre, 0, size / 2 - cx * sc], [0, sc / pre, size / 2 - cy * sc]])
             crop = cv2.warpAffine(src, m, (size, size), flags=cv2.INTER_LINEAR,
                                   borderMode=cv2.BORDER_REFLECT_101)
-            for d in self._model(name).detect(crop):
-                b = d.box
+            for d in self._model(name).detect(np.ascontiguousarray(np.rot90(crop, turns))):
+                b = d.box.rotated(360 - 90 * turns, size, size)  # back into the crop as cut
                 if Box.from_center(cx + (b.center[0] - size / 2) / sc, cy + (b.center[1] - size / 2) / sc,
                                    b.width / sc, b.height / sc).iou(box) > 0.25:
                     return True
@@ -611,3 +668,16 @@ class TiledDetector:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class StillDetector:
+    """A :class:`TiledDetector` running its photo plan on every image (see ``TiledDetector.stills``)."""
+
+    def __init__(self, tiled: TiledDetector) -> None:
+        self.tiled = tiled
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        return self.tiled.detect(image, still=True)
+
+    def close(self) -> None:
+        """Nothing: the models belong to the tiled detector, closed by its owner."""

@@ -10,7 +10,7 @@ from typing import Literal
 
 import numpy as np
 
-__all__ = ["Box", "Detection", "Region", "RegionSource", "Frame", "Stage", "overlap_groups"]
+__all__ = ["Box", "Detection", "Region", "RegionSource", "Frame", "Stage", "overlap_groups", "normal_roll"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +126,19 @@ class Detection:
 
     box: Box
     score: float
+    #: The eye line's angle in degrees (y down, -180..180]: 0 upright, about +-90 a face lying on
+    #: its side, 180 upside down. Lets a face be followed in a crop turned the way it lies.
+    roll: float = 0.0
+
+
+def normal_roll(degrees: float) -> float:
+    """An angle in degrees brought into (-180, 180]."""
+    r = math.fmod(degrees, 360.0)
+    if r <= -180.0:
+        r += 360.0
+    elif r > 180.0:
+        r -= 360.0
+    return r
 
 
 #: "motion": a part of a live picture that changed since the detector last looked (no face known

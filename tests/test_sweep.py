@@ -124,7 +124,7 @@ def test_a_big_known_face_is_followed_in_its_own_crop(tiled):
         seen.append(any(d.box.iou(truth) > 0.4 for d in f.detections))
         if seen[-1] and i + 1 < 2 * stage.slices:
             assert stage.tiles_for(1280, 720) is not None
-            assert len(stage.near) == 1 and stage.near[0].iou(truth) > 0.4
+            assert len(stage.near) == 1 and stage.near[0].box.iou(truth) > 0.4
     first = seen.index(True)
     assert all(seen[first:])
 

@@ -1,0 +1,49 @@
+"""The kinds of face real footage showed exposed (issue 17), each on real pixels: faces lying on
+their side or upside down, back rows of tiny faces in a photo, tilted heads, faces cut by the
+frame edge, dark faces; and cover that stays on the heads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from streamguard import anonymize_video, synth
+from streamguard.tiling import TiledDetector
+
+from .pixels import decode_rgb, face_similarity
+
+
+@pytest.fixture(scope="module")
+def balanced() -> TiledDetector:
+    with TiledDetector("balanced") as det:
+        yield det
+
+
+def _exposed(original: list[np.ndarray], output: list[np.ndarray], gt: synth.GroundTruth) -> list[str]:
+    out = []
+    for i, (a, b, f) in enumerate(zip(original, output, gt.frames, strict=True)):
+        for box in f.boxes:
+            energy, corr = face_similarity(a, b, box)
+            if not (energy < 0.2 and corr < 0.5):
+                out.append(f"frame {i} {box}: energy {energy:.2f} corr {corr:.2f}")
+    return out
+
+
+def test_faces_lying_sideways_and_upside_down_are_covered_in_video(tmp_path: Path, balanced) -> None:
+    # A camera held sideways without rotation metadata, a person lying down: BlazeFace, trained on
+    # upright faces, finds such faces only now and then (before the quarter-turned passes, 14 of
+    # these 135 face-frames were left recognisable).
+    scene = synth.Scene(width=1280, height=720, fps=30, duration=1.5, seed=5, faces=(
+        synth.FaceTrack(0, 0.0, 1.5, ((0.0, 250, 360, 170), (1.5, 300, 380, 170)), rotation=((0.0, 90.0),)),
+        synth.FaceTrack(1, 0.0, 1.5, ((0.0, 640, 330, 130), (1.5, 660, 320, 130)), rotation=((0.0, 180.0),)),
+        synth.FaceTrack(0, 0.0, 1.5, ((0.0, 1020, 400, 220), (1.5, 990, 380, 220)), rotation=((0.0, -90.0),)),
+    ))
+    src, out = tmp_path / "turned.mp4", tmp_path / "out.mp4"
+    gt = synth.write_clip(src, scene)
+    anonymize_video(src, out, detector=balanced)
+    original, anonymized = decode_rgb(src), decode_rgb(out)
+    assert len(anonymized) == len(original) == len(gt.frames) == 45
+    assert sum(len(f.boxes) for f in gt.frames) == 135
+    assert _exposed(original, anonymized, gt) == []
