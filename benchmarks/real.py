@@ -44,7 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -297,14 +297,21 @@ def head_of(face: Box) -> Box:
     return Box.from_center(cx, cy - HEAD_UP * face.height, HEAD_W * face.width, HEAD_H * face.height)
 
 
-def over_cover(orig: np.ndarray, out: np.ndarray, faces: list[Face]) -> tuple[int, int, int]:
-    """(changed pixels outside all heads, face-box pixels, picture pixels)."""
+def over_cover(orig: np.ndarray, out: np.ndarray, faces: list[Face],
+               regions: Sequence[Box] = ()) -> tuple[int, int, int]:
+    """(changed pixels outside all heads and ``regions``, face-box pixels, picture pixels).
+
+    ``regions``: parts of the picture whose faces were not all boxed (a crowd in the stands),
+    where a change may be a face covered rightly."""
     h, w = orig.shape[:2]
     a = cv2.GaussianBlur(orig.astype(np.float32), (0, 0), CHANGED_SIGMA)
     b = cv2.GaussianBlur(out.astype(np.float32), (0, 0), CHANGED_SIGMA)
     changed = np.abs(a - b) > CHANGED_GREY
     heads = np.zeros((h, w), bool)
     boxes = np.zeros((h, w), bool)
+    for r in regions:
+        x1, y1, x2, y2 = r.clipped(w, h).as_int()
+        heads[y1:y2, x1:x2] = True
     for f in faces:
         x1, y1, x2, y2 = head_of(f.box).clipped(w, h).as_int()
         heads[y1:y2, x1:x2] = True
@@ -362,6 +369,7 @@ def evaluate(m: Media, src: Path, out: Path, tool: str) -> FileResult:
                 yield a, next(outs, None)
 
         pairs = gen()
+    regions = [_box(r) for r in truth.get("ignore_regions", [])]
     missing = 0
     for i, ((a, b), faces) in enumerate(zip(pairs, per_frame, strict=False)):
         if b is None:
@@ -372,7 +380,7 @@ def evaluate(m: Media, src: Path, out: Path, tool: str) -> FileResult:
             if not f.ignore:
                 r, e = face_scores(a, b, f.box)
                 res.faces.append(FaceResult(m.id, i, j, f, r, e))
-        c, fa, pa = over_cover(a, b, faces)
+        c, fa, pa = over_cover(a, b, faces, regions)
         res.changed_outside += c
         res.face_area += fa
         res.picture_area += pa

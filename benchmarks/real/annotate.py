@@ -300,6 +300,40 @@ def cmd_render(a: argparse.Namespace) -> None:
     print("\n".join(str(x) for x in paths))
 
 
+def cmd_crops(a: argparse.Namespace) -> None:
+    """Sheets of every face with its surroundings (the box grown 2x, drawn, 160 px tall),
+    numbered: to judge each face at a glance (is it a face, are eyes, nose or mouth visible)."""
+    m, p = _media(a.id)
+    draft = DRAFTS / f"{m.id}.json"
+    truth = load_truth(m.id) if (TRUTH / draft.name).exists() else json.loads(draft.read_text())
+    bgr = cv2.imread(str(p))
+    h, w = bgr.shape[:2]
+    tiles = []
+    for i, f in enumerate(photo_faces(truth)):
+        if f.height < a.min_height:
+            continue
+        b = f.box
+        x1, y1, x2, y2 = b.grown(0.5).clipped(w, h).as_int()
+        s = 160 / max(1, y2 - y1)
+        t = cv2.resize(bgr[y1:y2, x1:x2], None, fx=s, fy=s, interpolation=cv2.INTER_CUBIC)[:, :200]
+        corner1 = (int((b.x1 - x1) * s), int((b.y1 - y1) * s))
+        corner2 = (int((b.x2 - x1) * s), int((b.y2 - y1) * s))
+        cv2.rectangle(t, corner1, corner2, (160, 160, 160) if f.ignore else (0, 255, 0), 1)
+        t = cv2.copyMakeBorder(t, 14, 0, 0, 200 - t.shape[1], cv2.BORDER_CONSTANT)
+        label = f"{i} {int(f.height)}px{' IGN' if f.ignore else ''} {' '.join(f.tags)}"
+        cv2.putText(t, label, (2, 11), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (0, 255, 255), 1)
+        tiles.append(t)
+    per_row, per_sheet = 8, 40
+    ANNOT_OUT.mkdir(parents=True, exist_ok=True)
+    for k in range(0, len(tiles), per_sheet):
+        chunk = tiles[k:k + per_sheet]
+        chunk += [np.zeros_like(chunk[0])] * (-len(chunk) % per_row)
+        sheet = np.vstack([np.hstack(chunk[i:i + per_row]) for i in range(0, len(chunk), per_row)])
+        out = ANNOT_OUT / f"{m.id}_crops{k // per_sheet}.png"
+        cv2.imwrite(str(out), sheet)
+        print(out)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -315,8 +349,11 @@ def main() -> None:
     s.add_argument("id")
     s.add_argument("--frames", help="video frames to draw (default every KEY_EVERY-th)")
     s.add_argument("--tiles", type=int, default=3, help="zoomed tiles per side (1: none)")
+    s = sub.add_parser("crops")
+    s.add_argument("id")
+    s.add_argument("--min-height", type=float, default=0)
     a = p.parse_args()
-    {"propose": cmd_propose, "wider": cmd_wider, "render": cmd_render}[a.cmd](a)
+    {"propose": cmd_propose, "wider": cmd_wider, "render": cmd_render, "crops": cmd_crops}[a.cmd](a)
 
 
 if __name__ == "__main__":
