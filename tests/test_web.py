@@ -115,8 +115,11 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Running]]:
     roots: list[Path] = []
     with contextlib.ExitStack() as stack:
 
-        def start(**limits: Any) -> Running:
-            running = stack.enter_context(serve_in_background(Limits(**limits), FAST, parent=tmp_path))
+        def start(*, host: str = "127.0.0.1", allowed_hosts: tuple[str, ...] = (), **limits: Any) -> Running:
+            names = {"allowed_hosts": allowed_hosts} if allowed_hosts else {}
+            running = stack.enter_context(
+                serve_in_background(Limits(**limits), FAST, host=host, parent=tmp_path, **names)
+            )
             roots.append(running.manager.root)
             return running
 
@@ -332,6 +335,48 @@ def test_unknown_ids_bad_hosts_and_cross_site_requests(serve):
     assert c.request("GET", "/static/../server.py")[0] == 404
 
 
+def test_host_is_checked_on_every_address(serve):
+    """DNS rebinding: a page on another name resolving to this server is not answered, on 0.0.0.0 too."""
+    # Bound to every interface, as the Docker image runs; the test connects over loopback only.
+    srv = serve(host="0.0.0.0", max_jobs=3)
+    c = Client(srv.url)
+    evil = {"Host": f"evil.example:{c.port}"}
+    for _ in range(3):
+        status, _, body = c.request("POST", "/api/jobs?name=x.png", body=b"x" * 100, headers=evil)
+        assert status == 421, body
+    assert _job_dirs(srv) == [], "a refused host must not get a slot or a file"
+    status, job = c.upload(b"not really a png" * 10, "mine.png")
+    assert status == 201, job
+    for method, path in [
+        ("GET", "/"),
+        ("GET", "/api/config"),
+        ("GET", f"/api/jobs/{job['id']}"),
+        ("GET", f"/api/jobs/{job['id']}/input"),
+        ("GET", f"/api/jobs/{job['id']}/result"),
+        ("GET", f"/api/events?ids={job['id']}"),
+        ("POST", f"/api/jobs/{job['id']}/cancel"),
+        ("DELETE", f"/api/jobs/{job['id']}"),
+    ]:
+        status, _, body = c.request(method, path, headers=evil)
+        assert status == 421 and b"evil.example" in body, (method, path, status, body)
+    assert c.status(job["id"])["state"] != "unknown", "the refused DELETE must not have deleted the job"
+    for name in ("localhost", "LocalHost.", "127.0.0.1", "[::1]", "127.0.0.2"):
+        assert c.request("GET", "/api/config", headers={"Host": f"{name}:{c.port}"})[0] == 200, name
+    assert c.request("GET", "/api/config", headers={"Host": ""})[0] == 421
+
+    # Names the server was told to answer to (--allowed-host), exactly: not their sub-domains.
+    srv = serve(host="0.0.0.0", allowed_hosts=("Photos.example",))
+    c = Client(srv.url)
+    for name, expected in [
+        ("photos.example", 200),
+        ("PHOTOS.EXAMPLE.", 200),
+        ("evil.photos.example", 421),
+        ("photos.example.evil", 421),
+        ("localhost", 200),
+    ]:
+        assert c.request("GET", "/api/config", headers={"Host": f"{name}:{c.port}"})[0] == expected, name
+
+
 def test_cancel_running_and_queued_jobs(serve, long_clip, face_clip):
     srv = serve()
     c = Client(srv.url)
@@ -406,6 +451,8 @@ def test_serve_command_prints_url_and_cleans_up_on_sigterm(tmp_path, photo):
             str(tmp_path),
             "--detection",
             "fast",
+            "--allowed-host",
+            "photos.example",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -419,6 +466,8 @@ def test_serve_command_prints_url_and_cleans_up_on_sigterm(tmp_path, photo):
         status, config = c.json("GET", "/api/config")
         assert status == 200 and config["defaults"]["detection"] == "fast"
         assert config["max_upload"] == 2 * 1024**3
+        for name, expected in [("photos.example", 200), ("evil.example", 421)]:
+            assert c.request("GET", "/api/health", headers={"Host": name})[0] == expected, name
         status, job = c.upload(photo[0], "photo.jpg")
         assert status == 201
         assert c.wait(job["id"], _done)["state"] == "done"
@@ -428,6 +477,17 @@ def test_serve_command_prints_url_and_cleans_up_on_sigterm(tmp_path, photo):
         code = proc.wait(timeout=20)
     assert code == 0, proc.stderr.read()
     assert list(tmp_path.iterdir()) == [], "the working folder must be deleted on shutdown"
+
+
+def test_bad_allowed_host_is_a_usage_error(capsys):
+    from streamguard.web.server import main
+
+    for bad in ("", "evil/x", "*.example"):
+        with pytest.raises(SystemExit) as e:
+            main(["--allowed-host", bad])
+        assert e.value.code == 2
+        err = capsys.readouterr().err
+        assert "--allowed-host" in err and "Traceback" not in err
 
 
 def test_port_in_use_is_a_clean_error(serve):

@@ -19,8 +19,10 @@ Routes (JSON errors are ``{"error": "one line"}``)::
 Requests that change something need the header ``X-Streamguard: 1``: a browser
 will not send it cross-site without asking first (a CORS preflight this server
 never grants), so another web site cannot upload to or cancel on this one.
-When bound to a loopback address, only ``Host: localhost``/loopback requests
-are answered, which shuts out DNS-rebinding pages too.
+Whatever the address listened on, only requests whose ``Host`` is a loopback
+name or address, the address served on, or a name given with ``--allowed-host``
+are answered: a DNS-rebinding page is same-origin for the browser, so the
+header alone would not keep it out.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ import socket
 import sys
 import threading
 import webbrowser
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Collection, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -131,22 +133,52 @@ def _host_of(header: str) -> str:
     return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
 
 
-class _Guard:
-    """Pure ASGI middleware (no body buffering): host check, CSRF header, security headers."""
+def host_name(text: str) -> str:
+    """A host name or address as compared: no port or brackets, lower case, no final dot."""
+    return _host_of(text.strip()).strip("[]").rstrip(".").lower()
 
-    def __init__(self, app: ASGIApp, *, loopback_only: bool) -> None:
+
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    # A dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d.
+    return getattr(ip, "ipv4_mapped", None) or ip
+
+
+class _Guard:
+    """Pure ASGI middleware (no body buffering): host check, CSRF header, security headers.
+
+    The Host check applies whatever the address listened on: a DNS-rebinding page
+    (its own name, resolved to this server) is same-origin for the browser, so it
+    could send the CSRF header too. Answered are loopback names and addresses, the
+    address a request came in on (rebinding needs a name, never an address) and
+    the names in ``allowed_hosts``.
+    """
+
+    def __init__(self, app: ASGIApp, *, allowed_hosts: Collection[str] = ()) -> None:
         self.app = app
-        self.loopback_only = loopback_only
+        self.allowed = frozenset(host_name(h) for h in allowed_hosts)
+
+    def host_allowed(self, scope: Scope, name: str) -> bool:
+        if not name:
+            return False
+        if name in self.allowed or _is_loopback_host(name):
+            return True
+        server = scope.get("server")
+        ip = _address(name)
+        return ip is not None and server is not None and ip == _address(str(server[0]))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
-        if self.loopback_only and not _is_loopback_host(
-            _host_of(headers.get(b"host", b"").decode("latin-1"))
-        ):
-            await _reject(send, 421, "this server answers only to localhost")
+        name = host_name(headers.get(b"host", b"").decode("latin-1"))
+        if not self.host_allowed(scope, name):
+            why = f"this server does not answer to the name {name!r} (see streamguard serve --allowed-host)"
+            await _reject(send, 421, why)
             return
         if scope["method"] not in ("GET", "HEAD", "OPTIONS") and headers.get(b"x-streamguard") != b"1":
             await _reject(send, 403, "missing header X-Streamguard: 1 (cross-site requests are refused)")
@@ -247,8 +279,13 @@ async def _receive_upload(request: Request, manager: JobManager, job: Job) -> in
     return size
 
 
-def create_app(manager: JobManager, defaults: Config | None = None, *, loopback_only: bool = True) -> ASGIApp:
-    """The web app over ``manager``; ``defaults`` are the options the page starts with."""
+def create_app(
+    manager: JobManager, defaults: Config | None = None, *, allowed_hosts: Collection[str] = ()
+) -> ASGIApp:
+    """The web app over ``manager``; ``defaults`` are the options the page starts with.
+
+    ``allowed_hosts``: names answered besides loopback ones and the address a request came in on.
+    """
     defaults = defaults or Config()
     check_assets()
 
@@ -393,7 +430,7 @@ def create_app(manager: JobManager, defaults: Config | None = None, *, loopback_
         )
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    return _Guard(app, loopback_only=loopback_only)
+    return _Guard(app, allowed_hosts=allowed_hosts)
 
 
 def _ids(text: str) -> list[str]:
@@ -458,8 +495,12 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _is_wildcard(host: str) -> bool:
+    return host in ("0.0.0.0", "::", "")
+
+
 def _url(host: str, port: int) -> str:
-    if host in ("0.0.0.0", "::", ""):
+    if _is_wildcard(host):
         host = "127.0.0.1"
     if ":" in host:
         host = f"[{host}]"
@@ -477,9 +518,17 @@ class Running:
 
 
 def _make_server(
-    sock: socket.socket, manager: JobManager, defaults: Config | None, *, loopback_only: bool, log_level: str
+    sock: socket.socket,
+    manager: JobManager,
+    defaults: Config | None,
+    *,
+    host: str,
+    allowed_hosts: Collection[str],
+    log_level: str,
 ) -> _Server:
-    app = create_app(manager, defaults, loopback_only=loopback_only)
+    # The name listened on is one a browser may use too (a wildcard address is not).
+    names = [*allowed_hosts, *([] if _is_wildcard(host) else [host])]
+    app = create_app(manager, defaults, allowed_hosts=names)
     config = uvicorn.Config(
         app,
         log_level=log_level,
@@ -500,12 +549,15 @@ def serve_in_background(
     host: str = "127.0.0.1",
     port: int = 0,
     parent: str | os.PathLike[str] | None = None,
+    allowed_hosts: Collection[str] = (),
 ) -> Iterator[Running]:
     """Run the app on a free port in a thread; stops it and deletes its files on exit."""
     sock = _bind(host, port)
     manager = JobManager(limits, parent=parent)
     manager.start()
-    server = _make_server(sock, manager, defaults, loopback_only=_is_loopback_host(host), log_level="warning")
+    server = _make_server(
+        sock, manager, defaults, host=host, allowed_hosts=allowed_hosts, log_level="warning"
+    )
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="sgweb-server", daemon=True)
     thread.start()
     try:
@@ -545,6 +597,13 @@ def _size(text: str) -> int:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def _allowed_host(text: str) -> str:
+    name = host_name(text)
+    if not name or any(c in name for c in "/\\*@ \t"):
+        raise argparse.ArgumentTypeError(f"must be a host name or address (like photos.lan), got {text!r}")
+    return name
+
+
 def _count(text: str) -> int:
     v = int(text)
     if v < 1:
@@ -566,6 +625,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)"
     )
     p.add_argument("--port", type=int, default=8765, help="TCP port (default 8765; 0 picks a free one)")
+    p.add_argument(
+        "--allowed-host",
+        type=_allowed_host,
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also answer requests for this host name (repeatable); loopback names, the address "
+        "served on and --host are always answered, any other name is refused (DNS rebinding)",
+    )
     p.add_argument("--open", action="store_true", help="open the page in the default web browser")
     s = p.add_argument_group("limits and clean-up")
     s.add_argument(
@@ -650,7 +718,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     manager = JobManager(limits, parent=args.workdir)
     try:
         server = _make_server(
-            sock, manager, defaults, loopback_only=loopback, log_level="error" if args.quiet else "warning"
+            sock,
+            manager,
+            defaults,
+            host=args.host,
+            allowed_hosts=args.allowed_host,
+            log_level="error" if args.quiet else "warning",
         )
         url = _url(args.host, sock.getsockname()[1])
         print(f"streamguard: serving on {url} (Ctrl-C to stop)", flush=True)
