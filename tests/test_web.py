@@ -8,6 +8,7 @@ import io
 import json
 import os
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -435,6 +436,142 @@ def test_delete_removes_files_now(serve, photo):
     assert c.request("DELETE", f"/api/jobs/{job['id']}")[0] == 204
     assert not (srv.manager.root / job["id"]).exists()
     assert c.status(job["id"])["state"] == "removed"
+
+
+def _stalled_upload(c: Client, name: str, size: int = 500 * 1024) -> socket.socket:
+    """A raw client that sends the headers and 10 bytes of a ``size`` byte body, then waits."""
+    sock = socket.create_connection((c.host, c.port), timeout=15)
+    head = (
+        f"POST /api/jobs?name={name} HTTP/1.1\r\nHost: 127.0.0.1:{c.port}\r\nX-Streamguard: 1\r\n"
+        f"Content-Length: {size}\r\n\r\n"
+    )
+    sock.sendall(head.encode() + b"0123456789")
+    return sock
+
+
+def _wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (result := condition()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+    return result
+
+
+def _uploading(srv: Running) -> str:
+    """The id of the one upload in progress, once its partial file is on disk."""
+    root = srv.manager.root
+    inputs = _wait_for(lambda: list(root.glob("*/input.*")), 10, "the upload")
+    assert len(inputs) == 1
+    return inputs[0].parent.name
+
+
+def _read_response(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection (bounded by the socket's timeout)."""
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data
+
+
+def test_stalled_upload_times_out_and_frees_its_slot(serve, photo):
+    srv = serve(max_jobs=1, read_timeout=1.0)
+    c = Client(srv.url)
+    # Slow is not stalled: a byte every 0.4 s goes on past the 1 s timeout.
+    conn = c.conn()
+    conn.putrequest("POST", "/api/jobs?name=slow.jpg")
+    conn.putheader("X-Streamguard", "1")
+    conn.putheader("Content-Length", "6")
+    conn.endheaders()
+    for b in b"slow!!":
+        time.sleep(0.4)
+        conn.send(bytes([b]))
+    r = conn.getresponse()
+    slow = json.loads(r.read())
+    conn.close()
+    assert r.status == 201, slow
+    assert c.request("DELETE", f"/api/jobs/{slow['id']}")[0] == 204
+    _wait_for(lambda: not _job_dirs(srv), 10, "the slow upload's job to be deleted")
+
+    sock = _stalled_upload(c, "stalled.mp4")
+    try:
+        job_id = _uploading(srv)
+        assert c.status(job_id)["state"] == "uploading"
+        t0 = time.monotonic()
+        response = _read_response(sock)
+        waited = time.monotonic() - t0
+    finally:
+        sock.close()
+    assert response.startswith(b"HTTP/1.1 408 "), response
+    assert b"stalled.mp4: upload stalled: no data for 1 s" in response
+    assert 0.5 < waited < 5, waited
+    assert not (srv.manager.root / job_id).exists(), "the partial file must be deleted"
+    status, job = c.upload(photo[0], "photo.jpg")
+    assert status == 201, job
+
+
+def test_delete_and_reaper_free_a_stalled_upload_at_once(serve, photo):
+    srv = serve(max_jobs=1)
+    c = Client(srv.url)
+    sock = _stalled_upload(c, "stalled.mp4")
+    try:
+        job_id = _uploading(srv)
+        assert c.request("DELETE", f"/api/jobs/{job_id}")[0] == 204
+        # At once: no waiting for the client to send more or go away.
+        assert not (srv.manager.root / job_id).exists(), "DELETE must delete the partial file now"
+        assert c.status(job_id)["state"] == "removed"
+        status, job = c.upload(photo[0], "photo.jpg")
+        assert status == 201, job
+        # The stalled client is told and its connection closed.
+        assert _read_response(sock).startswith(b"HTTP/1.1 409 ")
+    finally:
+        sock.close()
+
+    # Nobody asks about it for --keep seconds: the reaper frees it the same way.
+    srv = serve(max_jobs=1, keep=1.0)
+    c = Client(srv.url)
+    sock = _stalled_upload(c, "stalled.mp4")
+    try:
+        job_id = _uploading(srv)
+        _wait_for(lambda: not (srv.manager.root / job_id).exists(), 10, "the reaper to delete the upload")
+        assert srv.manager.snapshot([job_id], touch=False)[0]["state"] == "removed"
+        status, job = c.upload(photo[0], "photo.jpg")
+        assert status == 201, job
+    finally:
+        sock.close()
+
+
+def test_open_event_streams_are_bounded(serve):
+    srv = serve(max_streams=2)
+    c = Client(srv.url)
+    unknown = "0123456789abcdef0123456789abcdef"
+    opened = []
+    try:
+        for _ in range(2):
+            conn = c.conn(timeout=10)
+            conn.request("GET", f"/api/events?ids={unknown}")
+            r = conn.getresponse()
+            assert r.status == 200
+            assert r.readline().startswith(b"retry:")
+            opened.append(conn)
+        status, body = _events_status(c, unknown)
+        assert status == 429 and b"event streams" in body, body
+        # A closed stream frees its place.
+        opened.pop().close()
+        _wait_for(lambda: _events_status(c, unknown)[0] == 200, 10, "a place for a new event stream")
+    finally:
+        for conn in opened:
+            conn.close()
+
+
+def _events_status(c: Client, job_id: str) -> tuple[int, bytes]:
+    """The status of a new event stream, and the body of a refusal (a stream is not read)."""
+    conn = c.conn(timeout=10)
+    try:
+        conn.request("GET", f"/api/events?ids={job_id}")
+        r = conn.getresponse()
+        return r.status, b"" if r.status == 200 else r.read()
+    finally:
+        conn.close()
 
 
 def test_serve_command_prints_url_and_cleans_up_on_sigterm(tmp_path, photo):

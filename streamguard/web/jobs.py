@@ -83,14 +83,18 @@ class Limits:
     video_workers: int = 1
     #: Jobs (any state but removed) held at once.
     max_jobs: int = 100
+    #: Seconds an upload may go without receiving a byte before it is ended and its file deleted.
+    read_timeout: float = 60.0
+    #: Event streams (one per open page) served at once.
+    max_streams: int = 32
 
     def __post_init__(self) -> None:
         if self.max_upload < 1:
             raise ValueError(f"max_upload must be at least 1 byte, got {self.max_upload}")
-        if self.keep <= 0 or self.keep_downloaded < 0:
-            raise ValueError("keep must be > 0 and keep_downloaded >= 0 seconds")
-        if self.video_workers < 1 or self.max_jobs < 1:
-            raise ValueError("video_workers and max_jobs must be at least 1")
+        if self.keep <= 0 or self.keep_downloaded < 0 or self.read_timeout <= 0:
+            raise ValueError("keep and read_timeout must be > 0 and keep_downloaded >= 0 seconds")
+        if self.video_workers < 1 or self.max_jobs < 1 or self.max_streams < 1:
+            raise ValueError("video_workers, max_jobs and max_streams must be at least 1")
 
 
 def parse_size(text: str) -> int:
@@ -402,8 +406,9 @@ class JobManager:
     def discard(self, job: Job) -> None:
         """Forget a job whose upload did not complete."""
         with self._lock:
-            self._jobs.pop(job.id, None)
-            job.state = State.REMOVED
+            if job.state is not State.REMOVED:  # else removed mid-upload: keep it answered, with why
+                self._jobs.pop(job.id, None)
+                job.state = State.REMOVED
         shutil.rmtree(job.dir, ignore_errors=True)
 
     # -- queries --------------------------------------------------------------------------------------
@@ -479,14 +484,22 @@ class JobManager:
     def remove(self, job_id: str, reason: str = "removed") -> None:
         """Cancel if needed and delete the job's files now (or as soon as its worker lets go)."""
         with self._lock:
-            job = self.get(job_id)
-            if job.state in (State.RUNNING, State.UPLOADING):
-                job.stop.set()
-                job.reason, job.removing = reason, True
-            elif job.state is not State.REMOVED:
-                if job.state is State.QUEUED:
-                    self._lanes[job.kind].remove(job)
-                self._delete_files(job, reason)
+            self._remove(self.get(job_id), reason)
+
+    def _remove(self, job: Job, reason: str) -> None:
+        # Called with the lock held.
+        if job.state is State.RUNNING:
+            # The pipeline has files open and renames its result into place: it deletes them itself.
+            job.stop.set()
+            job.reason, job.removing = reason, True
+        elif job.state is not State.REMOVED:
+            if job.state is State.QUEUED:
+                self._lanes[job.kind].remove(job)
+            # An upload is stopped and its slot and partial file freed now, not when its client
+            # sends more or goes away (a stalled one may do neither); writes to the open file after
+            # this go to an unlinked file, released when the upload sees ``stop``.
+            job.stop.set()
+            self._delete_files(job, reason)
 
     def mark_downloaded(self, jobs: Iterable[Job]) -> None:
         now = self.clock()
@@ -592,14 +605,8 @@ class JobManager:
         with self._lock:
             for job in list(self._jobs.values()):
                 idle = now - job.last_seen
-                if job.state in ACTIVE and idle > lim.keep:
-                    why = f"stopped and deleted: no page followed it for {lim.keep:g} s"
-                    if job.state is State.QUEUED:
-                        self._lanes[job.kind].remove(job)
-                        self._delete_files(job, why)
-                    else:
-                        job.stop.set()
-                        job.reason, job.removing = why, True
+                if job.state in ACTIVE and idle > lim.keep and not job.removing:
+                    self._remove(job, f"stopped and deleted: no page followed it for {lim.keep:g} s")
                 elif job.state in (State.DONE, State.FAILED, State.CANCELLED) and idle > lim.keep:
                     self._delete_files(job, f"deleted after {lim.keep:g} s with no page open")
                 elif (

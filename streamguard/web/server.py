@@ -40,8 +40,9 @@ import signal
 import socket
 import sys
 import threading
+import time
 import webbrowser
-from collections.abc import AsyncIterator, Collection, Iterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -208,8 +209,8 @@ async def _reject(send: Send, status: int, message: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
 def _flag(text: str | None, default: bool) -> bool:
@@ -251,6 +252,35 @@ def _content_length(request: Request) -> int | None:
     return int(raw)
 
 
+async def _body(receive: Receive, manager: JobManager, job: Job) -> AsyncIterator[bytes]:
+    """The request body as it arrives, ended early when the job is stopped or the client stalls.
+
+    Read from ASGI ``receive`` in short waits rather than ``Request.stream()``: uvicorn has no
+    body read timeout, and a client that sends nothing more must not hold the job (its slot and
+    partial file) until it disconnects. A cancelled wait loses nothing: uvicorn keeps the bytes.
+    """
+    timeout = manager.limits.read_timeout
+    last = time.monotonic()
+    while True:
+        message: Message | None = None
+        with anyio.move_on_after(min(_EVENT_TICK, timeout)):
+            message = await receive()
+        if job.stop.is_set() or manager.closing:
+            raise JobError(409, f"{job.name}: upload cancelled")
+        if message is None:
+            if time.monotonic() - last >= timeout:
+                raise JobError(408, f"{job.name}: upload stalled: no data for {timeout:g} s")
+            continue
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        if chunk := message.get("body", b""):
+            last = time.monotonic()
+            job.last_seen = manager.clock()
+            yield chunk
+        if not message.get("more_body", False):
+            return
+
+
 async def _receive_upload(request: Request, manager: JobManager, job: Job) -> int:
     """Stream the request body into the job's input file; returns its size."""
     limit = manager.limits.max_upload
@@ -259,9 +289,7 @@ async def _receive_upload(request: Request, manager: JobManager, job: Job) -> in
     fd = manager.open_upload(job)
     try:
         with open(fd, "wb") as fh:
-            async for chunk in request.stream():
-                if job.stop.is_set() or manager.closing:
-                    raise JobError(409, f"{job.name}: upload cancelled")
+            async for chunk in _body(request.receive, manager, job):
                 size += len(chunk)
                 if size > limit:
                     raise JobError(413, manager.too_large(job.name))
@@ -269,7 +297,6 @@ async def _receive_upload(request: Request, manager: JobManager, job: Job) -> in
                 if len(buf) >= _WRITE_BLOCK:
                     await anyio.to_thread.run_sync(fh.write, buf)
                     buf = bytearray()  # a new buffer: the old one was handed to another thread
-                    job.last_seen = manager.clock()
             if buf:
                 await anyio.to_thread.run_sync(fh.write, buf)
     except OSError as e:
@@ -347,6 +374,10 @@ def create_app(
             log.info("job %s: upload abandoned by the client", job.id)
             manager.discard(job)
             return _error(400, "upload interrupted")
+        except JobError as e:
+            manager.discard(job)
+            # The rest of the body will not be read: close the connection rather than wait for it.
+            return _error(e.status, e.message, headers={"connection": "close"})
         except BaseException:
             manager.discard(job)
             raise
@@ -403,9 +434,20 @@ def create_app(
             headers={"content-disposition": f'attachment; filename="{_ascii(name)}"'},
         )
 
+    streams = 0  # open event streams; only the event loop's thread counts them
+
+    def stream_closed() -> None:
+        nonlocal streams
+        streams -= 1
+
     @app.get("/api/events")
     async def events(ids: str = "") -> StreamingResponse:
+        nonlocal streams
         job_ids = _ids(ids)
+        # Each stream is a coroutine polling the jobs: bounded, so clients cannot pile them up.
+        if streams >= manager.limits.max_streams:
+            raise JobError(429, f"too many open event streams ({streams}); close other pages of this server")
+        streams += 1
 
         async def stream() -> AsyncIterator[str]:
             # Reconnect after 2 s if the connection drops (EventSource does it on its own).
@@ -425,12 +467,26 @@ def create_app(
                 await asyncio.sleep(_EVENT_TICK)
                 quiet += _EVENT_TICK
 
-        return StreamingResponse(
-            stream(), media_type="text/event-stream", headers={"x-accel-buffering": "no"}
+        return _CountedStream(
+            stream(), stream_closed, media_type="text/event-stream", headers={"x-accel-buffering": "no"}
         )
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return _Guard(app, allowed_hosts=allowed_hosts)
+
+
+class _CountedStream(StreamingResponse):
+    """A streaming response that calls ``on_close`` once it ends, however it ends (a client gone too)."""
+
+    def __init__(self, content: AsyncIterable[str], on_close: Callable[[], None], **kw: Any) -> None:
+        super().__init__(content, **kw)
+        self.on_close = on_close
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.on_close()
 
 
 def _ids(text: str) -> list[str]:
@@ -654,6 +710,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-files", type=_count, default=100, metavar="N", help="files held at once (default 100)"
     )
     s.add_argument(
+        "--read-timeout",
+        type=_positive_seconds,
+        default=60.0,
+        metavar="SECONDS",
+        help="end an upload, deleting what it sent, when no byte of it arrived for this long (default 60)",
+    )
+    s.add_argument(
+        "--max-streams",
+        type=_count,
+        default=32,
+        metavar="N",
+        help="progress streams (one per open page) served at once (default 32)",
+    )
+    s.add_argument(
         "--keep",
         type=_positive_seconds,
         default=600.0,
@@ -698,6 +768,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             keep_downloaded=args.keep_downloaded,
             video_workers=args.jobs,
             max_jobs=args.max_files,
+            read_timeout=args.read_timeout,
+            max_streams=args.max_streams,
         )
     except (UsageError, ValueError) as e:
         parser.error(str(e))
