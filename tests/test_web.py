@@ -540,6 +540,46 @@ def test_delete_and_reaper_free_a_stalled_upload_at_once(serve, photo):
         sock.close()
 
 
+def test_free_space_is_shared_by_parallel_and_chunked_uploads(serve, tmp_path, monkeypatch):
+    import shutil
+
+    from streamguard.web import jobs
+
+    # A small disk: the server's reserve and 5 MiB, less what the working folder holds.
+    capacity = jobs._DISK_RESERVE + 5 * MiB
+    real = shutil.disk_usage
+
+    def small_disk(path: Any) -> Any:
+        if not Path(path).is_relative_to(tmp_path):
+            return real(path)
+        used = sum(f.stat().st_size for f in tmp_path.rglob("*") if f.is_file())
+        return real(path)._replace(total=capacity, used=used, free=capacity - used)
+
+    monkeypatch.setattr(jobs.shutil, "disk_usage", small_disk)
+    srv = serve(max_upload=8 * MiB)
+    c = Client(srv.url)
+    # 2 MiB on its way (and its result to come) take 4 of the 5 MiB, though only 10 bytes arrived yet.
+    first = _stalled_upload(c, "first.mp4", size=2 * MiB)
+    try:
+        _uploading(srv)
+        status, body = c.upload(b"\xff" * MiB, "second.jpg")
+        assert status == 507 and "not enough free disk space" in body["error"], body
+
+        def chunks() -> Iterator[bytes]:
+            for _ in range(3):
+                yield b"\xff" * (200 * 1024)
+
+        status, body = c.json("POST", "/api/jobs?name=third.jpg", body=chunks())
+        assert status == 507 and "not enough free disk space" in body["error"], body
+        assert len(_job_dirs(srv)) == 1, "refused uploads leave no files"
+    finally:
+        first.close()
+    # The stalled upload gone, its room is free again.
+    _wait_for(lambda: not _job_dirs(srv), 10, "the abandoned upload to be deleted")
+    status, body = c.upload(b"\xff" * MiB, "second.jpg")
+    assert status == 201, body
+
+
 def test_open_event_streams_are_bounded(serve):
     srv = serve(max_streams=2)
     c = Client(srv.url)

@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 GIB = 1024**3
 #: Free disk space left over after an upload and its result, so the machine stays usable.
 _DISK_RESERVE = 256 * 1024**2
+#: Uploads claim disk space in steps of this size (a chunked one as it grows), so a claim is rare.
+_CLAIM_STEP = 1024**2
 #: How long a removed job is still answered for ("deleted after download") before it is forgotten.
 _TOMBSTONE_SECONDS = 3600.0
 _ID_CHARS = frozenset("0123456789abcdef")
@@ -173,6 +175,9 @@ class Job:
     #: Removal was asked while a worker or an upload held the job: delete when it lets go.
     removing: bool = False
     size: int = 0
+    #: Upload bytes this job has room on disk for (with as much again for its result), and written so far.
+    claimed: int = 0
+    received: int = 0
     frames_done: int = 0
     frames_total: int | None = None
     fps: float | None = None
@@ -341,11 +346,6 @@ class JobManager:
         kind, suffix = kind_of(name)
         if declared_size is not None and declared_size > self.limits.max_upload:
             raise JobError(413, self.too_large(name))
-        if declared_size is not None:
-            free = shutil.disk_usage(self.root).free
-            # Room for the upload and a result of about the same size.
-            if free < 2 * declared_size + _DISK_RESERVE:
-                raise JobError(507, f"{name}: not enough free disk space on the server for this file")
         now = self.clock()
         with self._lock:
             if self.closing:
@@ -364,9 +364,47 @@ class JobManager:
                 created=now,
                 last_seen=now,
             )
+            if declared_size:
+                self._claim(job, declared_size)
             job.dir.mkdir(mode=0o700)
             self._jobs[job_id] = job
         return job
+
+    def claim(self, job: Job, size: int) -> None:
+        """Make sure there is room on disk for ``size`` bytes of upload and its result; 507 if not.
+
+        Room is shared: what other uploads still have to write, and the results of queued
+        and running jobs, is set aside first, so parallel and chunked uploads cannot
+        together promise more than the disk has.
+        """
+        with self._lock:
+            self._claim(job, size)
+
+    def _claim(self, job: Job, size: int) -> None:
+        # Called with the lock held (the check and the claim must be one step).
+        want = min(self.limits.max_upload, -(-size // _CLAIM_STEP) * _CLAIM_STEP)
+        if want <= job.claimed:
+            return
+        others = sum(self._pending(j) for j in self._jobs.values() if j is not job)
+        had, job.claimed = job.claimed, want
+        if shutil.disk_usage(self.root).free - others - self._pending(job) < _DISK_RESERVE:
+            job.claimed = had
+            raise JobError(507, f"{job.name}: not enough free disk space on the server for this file")
+
+    @staticmethod
+    def _pending(job: Job) -> int:
+        """Bytes the job may still write to disk: the rest of its upload, a result about as large."""
+        if job.state is State.UPLOADING:
+            return max(0, 2 * job.claimed - job.received)
+        if job.state is State.QUEUED:
+            return job.size
+        if job.state is State.RUNNING and not job.removing:
+            try:
+                written = sum(e.stat().st_size for e in os.scandir(job.dir) if e.name != job.input.name)
+            except OSError:
+                written = 0
+            return max(0, job.size - written)
+        return 0
 
     def too_large(self, name: str) -> str:
         return f"{name}: file is larger than the {format_size(self.limits.max_upload)} limit"

@@ -293,12 +293,16 @@ async def _receive_upload(request: Request, manager: JobManager, job: Job) -> in
                 size += len(chunk)
                 if size > limit:
                     raise JobError(413, manager.too_large(job.name))
+                if size > job.claimed:  # chunked (no Content-Length): claim room as it grows
+                    manager.claim(job, size)
                 buf += chunk
                 if len(buf) >= _WRITE_BLOCK:
                     await anyio.to_thread.run_sync(fh.write, buf)
+                    job.received += len(buf)
                     buf = bytearray()  # a new buffer: the old one was handed to another thread
             if buf:
                 await anyio.to_thread.run_sync(fh.write, buf)
+                job.received += len(buf)
     except OSError as e:
         if e.errno == errno.ENOSPC:
             raise JobError(507, f"{job.name}: the server's disk is full") from None
