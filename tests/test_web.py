@@ -667,6 +667,51 @@ def test_bad_allowed_host_is_a_usage_error(capsys):
         assert "--allowed-host" in err and "Traceback" not in err
 
 
+def test_folders_left_by_a_killed_server_are_swept_at_start(serve, tmp_path, photo):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamguard", "serve", "--port", "0", "--workdir", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("streamguard: serving on "), line + proc.stderr.read()
+        status, job = Client(line.split()[3]).upload(photo[0], "photo.jpg")
+        assert status == 201, job
+    finally:
+        proc.kill()  # SIGKILL: no clean-up of its own
+        proc.wait(timeout=20)
+        proc.stdout.close()
+        proc.stderr.close()
+    [killed] = tmp_path.iterdir()
+    assert killed.name.startswith("streamguard-web-") and any(killed.rglob("input.jpg"))
+
+    day_ago = time.time() - 25 * 3600
+    recent = tmp_path / "streamguard-web-recent"  # perhaps another server's, running
+    recent.mkdir()
+    unrelated = tmp_path / "not-streamguard"
+    unrelated.mkdir()
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    (target / "keep.txt").write_text("not ours to delete")
+    link = tmp_path / "streamguard-web-link"
+    link.symlink_to(target)
+    others = [unrelated, target, link]
+    if os.geteuid() == 0:  # only root can make a folder of another user's
+        foreign = tmp_path / "streamguard-web-foreign"
+        foreign.mkdir()
+        os.chown(foreign, 65534, 65534)
+        others.append(foreign)
+    for p in [killed, *others]:
+        os.utime(p, (day_ago, day_ago), follow_symlinks=False)
+
+    serve()
+    assert not killed.exists(), "a day-old working folder of this user's must be swept at start"
+    assert recent.exists() and all(p.exists() for p in others)
+    assert (target / "keep.txt").read_text() == "not ours to delete"
+
+
 def test_port_in_use_is_a_clean_error(serve):
     srv = serve()
     port = urllib.parse.urlsplit(srv.url).port

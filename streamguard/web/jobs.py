@@ -9,7 +9,8 @@ ids are random tokens made here; a client's file name is kept for display and
 A job's files are deleted when it fails or is cancelled, ``keep_downloaded``
 seconds after its result was downloaded, when no page has asked about it for
 ``keep`` seconds (a closed tab: a running job is cancelled first) and when the
-manager closes.
+manager closes. Folders left by a server that could not clean up (SIGKILL, power
+loss) are swept by the next one to start, once a day old (:func:`sweep_leftovers`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import logging
 import os
 import secrets
 import shutil
+import stat
 import tempfile
 import threading
 import time
@@ -36,7 +38,17 @@ from ..config import Config
 from ..errors import Cancelled, StreamguardError
 from ..sources import VideoInfo, probe_video
 
-__all__ = ["Limits", "Job", "JobError", "JobManager", "State", "clean_name", "kind_of", "parse_size"]
+__all__ = [
+    "Limits",
+    "Job",
+    "JobError",
+    "JobManager",
+    "State",
+    "clean_name",
+    "kind_of",
+    "parse_size",
+    "sweep_leftovers",
+]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +60,9 @@ _CLAIM_STEP = 1024**2
 #: How long a removed job is still answered for ("deleted after download") before it is forgotten.
 _TOMBSTONE_SECONDS = 3600.0
 _ID_CHARS = frozenset("0123456789abcdef")
+_ROOT_PREFIX = "streamguard-web-"
+#: A working folder untouched this long belongs to a server that is gone (a live one touches its own).
+_LEFTOVER_AGE = 24 * 3600.0
 
 
 class JobError(Exception):
@@ -289,8 +304,9 @@ class JobManager:
     ) -> None:
         self.limits = limits or Limits()
         self.clock = clock
+        sweep_leftovers(tempfile.gettempdir() if parent is None else parent)
         # mkdtemp makes the folder 0700; chmod again in case a umask or platform thinks otherwise.
-        self.root = Path(tempfile.mkdtemp(prefix="streamguard-web-", dir=parent))
+        self.root = Path(tempfile.mkdtemp(prefix=_ROOT_PREFIX, dir=parent))
         os.chmod(self.root, 0o700)
         self._jobs: dict[str, Job] = {}
         self._lock = threading.RLock()
@@ -660,9 +676,41 @@ class JobManager:
         period = min(10.0, max(0.1, min(self.limits.keep, self.limits.keep_downloaded or 1.0) / 4))
         while not self._closing.wait(period):
             try:
+                # A sign of life, so another server starting never sweeps this folder as a leftover.
+                os.utime(self.root)
                 self.reap()
             except Exception:  # noqa: BLE001 - the reaper must outlive a surprise
                 log.exception("clean-up failed")
+
+
+def sweep_leftovers(parent: str | os.PathLike[str], age: float = _LEFTOVER_AGE) -> int:
+    """Delete this user's ``streamguard-web-*`` folders in ``parent`` untouched for ``age`` seconds.
+
+    They are what servers killed without their clean-up (SIGKILL, power loss) left: a
+    running server touches its folder every few seconds. Links and other users' folders
+    are left alone. Returns how many were deleted.
+    """
+    if not hasattr(os, "geteuid"):
+        return 0  # no owner to check against: leave everything
+    now = time.time()
+    swept = 0
+    try:
+        entries = list(os.scandir(parent))
+    except OSError:
+        return 0
+    for entry in entries:
+        if not entry.name.startswith(_ROOT_PREFIX):
+            continue
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and now - st.st_mtime > age:
+            shutil.rmtree(entry.path, ignore_errors=True)
+            swept += 1
+    if swept:
+        log.warning("deleted %d working folder(s) left in %s by a server that did not stop", swept, parent)
+    return swept
 
 
 def format_size(n: int) -> str:
