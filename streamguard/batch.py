@@ -108,9 +108,12 @@ def plan_outputs(inputs: list[tuple[Path, Path]], outdir: Path | None) -> list[B
 
 @contextlib.contextmanager
 def _no_new_empty_folders(items: Iterable[BatchItem]) -> Iterator[None]:
-    """Output folders are made as files need them (:func:`_run_one`); the ones this run made
-    that are still empty at its end (every file for them failed) are removed again, so a
-    failed run leaves nothing behind. Removed after the run, when no worker can still need one."""
+    """Remove the output folders this run made that are still empty at its end.
+
+    Folders are made as files need them (:func:`_run_one`); one still empty at the end had
+    every file for it fail, and a failed run must leave nothing behind. Removed only after
+    the run, when no worker can still need one.
+    """
     new: set[Path] = set()
     for item in items:
         folder = item.output.parent

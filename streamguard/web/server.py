@@ -134,7 +134,7 @@ def _host_of(header: str) -> str:
     return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
 
 
-def host_name(text: str) -> str:
+def _host_name(text: str) -> str:
     """A host name or address as compared: no port or brackets, lower case, no final dot."""
     return _host_of(text.strip()).strip("[]").rstrip(".").lower()
 
@@ -160,7 +160,7 @@ class _Guard:
 
     def __init__(self, app: ASGIApp, *, allowed_hosts: Collection[str] = ()) -> None:
         self.app = app
-        self.allowed = frozenset(host_name(h) for h in allowed_hosts)
+        self.allowed = frozenset(_host_name(h) for h in allowed_hosts)
 
     def host_allowed(self, scope: Scope, name: str) -> bool:
         if not name:
@@ -176,7 +176,7 @@ class _Guard:
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
-        name = host_name(headers.get(b"host", b"").decode("latin-1"))
+        name = _host_name(headers.get(b"host", b"").decode("latin-1"))
         if not self.host_allowed(scope, name):
             why = f"this server does not answer to the name {name!r} (see streamguard serve --allowed-host)"
             await _reject(send, 421, why)
@@ -658,7 +658,7 @@ def _size(text: str) -> int:
 
 
 def _allowed_host(text: str) -> str:
-    name = host_name(text)
+    name = _host_name(text)
     if not name or any(c in name for c in "/\\*@ \t"):
         raise argparse.ArgumentTypeError(f"must be a host name or address (like photos.lan), got {text!r}")
     return name
@@ -805,7 +805,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"streamguard: serving on {url} (Ctrl-C to stop)", flush=True)
         if not loopback:
             log.warning(
-                "listening on %s: anyone who can reach this port can use it (there is no login)", args.host
+                "listening on %s: anyone who can reach this port can use it (there is no login); "
+                "names answered besides localhost and this machine's address: %s",
+                args.host,
+                ", ".join(args.allowed_host) or "none (add with --allowed-host)",
             )
         manager.start()
         if args.open:
