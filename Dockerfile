@@ -6,6 +6,12 @@
 # then open http://127.0.0.1:8765/ on the host. Publishing on 127.0.0.1 keeps the
 # page to this machine: the app has no login, so anyone who can reach the port can
 # use it. Options go after the image name, e.g. `docker run ... streamguard --max-upload 4G`.
+#
+# The server answers only to loopback names (localhost, 127.0.0.1), the container's own
+# address and names given with --allowed-host; anything else gets 421 (DNS rebinding).
+# To reach it from other machines by the host's name or address, publish the port and
+# name them, e.g.
+#   docker run --rm -p 8765:8765 streamguard --allowed-host photos.lan --allowed-host 192.168.1.20
 
 # python:3.11-slim, with its Debian release named: the package names below are bookworm's
 # (trixie renamed libglib2.0-0 to libglib2.0-0t64).

@@ -9,10 +9,11 @@ resumes their finished chunks.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -105,6 +106,28 @@ def plan_outputs(inputs: list[tuple[Path, Path]], outdir: Path | None) -> list[B
     return items
 
 
+@contextlib.contextmanager
+def _no_new_empty_folders(items: Iterable[BatchItem]) -> Iterator[None]:
+    """Remove the output folders this run made that are still empty at its end.
+
+    Folders are made as files need them (:func:`_run_one`); one still empty at the end had
+    every file for it fail, and a failed run must leave nothing behind. Removed only after
+    the run, when no worker can still need one.
+    """
+    new: set[Path] = set()
+    for item in items:
+        folder = item.output.parent
+        while folder not in new and not folder.exists():
+            new.add(folder)
+            folder = folder.parent
+    try:
+        yield
+    finally:
+        for folder in sorted(new, key=lambda p: len(p.parts), reverse=True):
+            with contextlib.suppress(OSError):  # not empty: a file, or a chunked video's resumable work
+                folder.rmdir()
+
+
 def _run_one(
     item: BatchItem,
     config: Config,
@@ -162,10 +185,11 @@ def run_batch(
         # One detector for the whole batch: loading its four models per file would cost each file.
         detector = create_detector(config.detect) if todo else None
         try:
-            for item in todo:
-                if stop is not None and stop.is_set():
-                    raise Cancelled("batch stopped")
-                record(_run_one(item, config, overwrite, stop, detector))
+            with _no_new_empty_folders(todo):
+                for item in todo:
+                    if stop is not None and stop.is_set():
+                        raise Cancelled("batch stopped")
+                    record(_run_one(item, config, overwrite, stop, detector))
         finally:
             if detector is not None:
                 detector.close()
@@ -224,10 +248,11 @@ def run_parallel(
             return LocalPool(n, options, max_retries=max_retries, stop=stop)
 
         slots = n
-    return run_distributed(
-        items, config, make, slots=slots, overwrite=overwrite, chunk_seconds=chunk_seconds, stop=stop,
-        on_done=on_done, on_progress=on_progress, inline_single=not use_ray,
-    )
+    with _no_new_empty_folders(items):
+        return run_distributed(
+            items, config, make, slots=slots, overwrite=overwrite, chunk_seconds=chunk_seconds, stop=stop,
+            on_done=on_done, on_progress=on_progress, inline_single=not use_ray,
+        )
 
 
 def cpu_count() -> int:

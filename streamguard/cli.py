@@ -416,14 +416,16 @@ def _run_parallel(args: argparse.Namespace, config: Config, stop: threading.Even
 
 
 def _batch_items(args: argparse.Namespace) -> tuple[list[BatchItem], list[Path]]:
-    """The inputs' media files mapped to their outputs (the output folder made), and what was skipped."""
+    """The inputs' media files mapped to their outputs, and what was skipped.
+
+    No output folder is made here: the batch makes folders as files need them, so a run
+    that fails (nothing found, every file failing) leaves none behind.
+    """
     from .batch import collect_inputs, plan_outputs
 
     outdir = args.output
-    if outdir is not None:
-        if outdir.exists() and not outdir.is_dir():
-            raise UsageError(f"{outdir}: several inputs need an output folder, not a file")
-        outdir.mkdir(parents=True, exist_ok=True)
+    if outdir is not None and outdir.exists() and not outdir.is_dir():
+        raise UsageError(f"{outdir}: several inputs need an output folder, not a file")
     found, skipped = collect_inputs(args.inputs, recursive=args.recursive)
     for f in skipped:
         log.warning("%s: not a supported image or video, skipped", f)

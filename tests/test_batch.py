@@ -60,3 +60,25 @@ def test_several_files_beside_their_inputs(workdir, capsys):
     assert main([str(a), str(b), "--detection", "fast", "-q"]) == 0
     assert (workdir / "in" / "a.anonymized.jpg").exists()
     assert (workdir / "in" / "sub" / "b.anonymized.png").exists()
+
+
+def test_a_failed_run_creates_nothing(workdir, capsys):
+    # An empty folder as input: nothing to do, and no output folder made for it.
+    empty = workdir / "some_dir.mp4"
+    empty.mkdir()
+    out = workdir / "out.mp4"
+    assert main([str(empty), "-o", str(out)]) == 3
+    err = capsys.readouterr().err
+    assert "no images or videos found" in err and "Traceback" not in err
+    assert not out.exists()
+
+    # Every file failing, one at a time or on workers: no output folders (new ones) left behind.
+    (workdir / "in" / "sub").mkdir(parents=True)
+    (workdir / "in" / "sub" / "broken.mp4").write_bytes(b"\x00" * 1000)
+    (workdir / "kept").mkdir()
+    for outdir, extra in [("out", []), ("out", ["-j", "2"]), ("kept", [])]:
+        code = main([str(workdir / "in"), "-r", "-o", str(workdir / outdir), "--detection", "fast", *extra])
+        err = capsys.readouterr().err
+        assert code == 3 and "1 failed" in err, err
+        assert not (workdir / "out").exists(), extra
+        assert list((workdir / "kept").iterdir()) == [], "a folder that existed stays, and stays empty"

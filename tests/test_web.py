@@ -8,6 +8,7 @@ import io
 import json
 import os
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -115,8 +116,11 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Running]]:
     roots: list[Path] = []
     with contextlib.ExitStack() as stack:
 
-        def start(**limits: Any) -> Running:
-            running = stack.enter_context(serve_in_background(Limits(**limits), FAST, parent=tmp_path))
+        def start(*, host: str = "127.0.0.1", allowed_hosts: tuple[str, ...] = (), **limits: Any) -> Running:
+            names = {"allowed_hosts": allowed_hosts} if allowed_hosts else {}
+            running = stack.enter_context(
+                serve_in_background(Limits(**limits), FAST, host=host, parent=tmp_path, **names)
+            )
             roots.append(running.manager.root)
             return running
 
@@ -332,6 +336,48 @@ def test_unknown_ids_bad_hosts_and_cross_site_requests(serve):
     assert c.request("GET", "/static/../server.py")[0] == 404
 
 
+def test_host_is_checked_on_every_address(serve):
+    """DNS rebinding: a page on another name resolving to this server is not answered, on 0.0.0.0 too."""
+    # Bound to every interface, as the Docker image runs; the test connects over loopback only.
+    srv = serve(host="0.0.0.0", max_jobs=3)
+    c = Client(srv.url)
+    evil = {"Host": f"evil.example:{c.port}"}
+    for _ in range(3):
+        status, _, body = c.request("POST", "/api/jobs?name=x.png", body=b"x" * 100, headers=evil)
+        assert status == 421, body
+    assert _job_dirs(srv) == [], "a refused host must not get a slot or a file"
+    status, job = c.upload(b"not really a png" * 10, "mine.png")
+    assert status == 201, job
+    for method, path in [
+        ("GET", "/"),
+        ("GET", "/api/config"),
+        ("GET", f"/api/jobs/{job['id']}"),
+        ("GET", f"/api/jobs/{job['id']}/input"),
+        ("GET", f"/api/jobs/{job['id']}/result"),
+        ("GET", f"/api/events?ids={job['id']}"),
+        ("POST", f"/api/jobs/{job['id']}/cancel"),
+        ("DELETE", f"/api/jobs/{job['id']}"),
+    ]:
+        status, _, body = c.request(method, path, headers=evil)
+        assert status == 421 and b"evil.example" in body, (method, path, status, body)
+    assert c.status(job["id"])["state"] != "unknown", "the refused DELETE must not have deleted the job"
+    for name in ("localhost", "LocalHost.", "127.0.0.1", "[::1]", "127.0.0.2"):
+        assert c.request("GET", "/api/config", headers={"Host": f"{name}:{c.port}"})[0] == 200, name
+    assert c.request("GET", "/api/config", headers={"Host": ""})[0] == 421
+
+    # Names the server was told to answer to (--allowed-host), exactly: not their sub-domains.
+    srv = serve(host="0.0.0.0", allowed_hosts=("Photos.example",))
+    c = Client(srv.url)
+    for name, expected in [
+        ("photos.example", 200),
+        ("PHOTOS.EXAMPLE.", 200),
+        ("evil.photos.example", 421),
+        ("photos.example.evil", 421),
+        ("localhost", 200),
+    ]:
+        assert c.request("GET", "/api/config", headers={"Host": f"{name}:{c.port}"})[0] == expected, name
+
+
 def test_cancel_running_and_queued_jobs(serve, long_clip, face_clip):
     srv = serve()
     c = Client(srv.url)
@@ -392,6 +438,182 @@ def test_delete_removes_files_now(serve, photo):
     assert c.status(job["id"])["state"] == "removed"
 
 
+def _stalled_upload(c: Client, name: str, size: int = 500 * 1024) -> socket.socket:
+    """A raw client that sends the headers and 10 bytes of a ``size`` byte body, then waits."""
+    sock = socket.create_connection((c.host, c.port), timeout=15)
+    head = (
+        f"POST /api/jobs?name={name} HTTP/1.1\r\nHost: 127.0.0.1:{c.port}\r\nX-Streamguard: 1\r\n"
+        f"Content-Length: {size}\r\n\r\n"
+    )
+    sock.sendall(head.encode() + b"0123456789")
+    return sock
+
+
+def _wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (result := condition()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+    return result
+
+
+def _uploading(srv: Running) -> str:
+    """The id of the one upload in progress, once its partial file is on disk."""
+    root = srv.manager.root
+    inputs = _wait_for(lambda: list(root.glob("*/input.*")), 10, "the upload")
+    assert len(inputs) == 1
+    return inputs[0].parent.name
+
+
+def _read_response(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection (bounded by the socket's timeout)."""
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data
+
+
+def test_stalled_upload_times_out_and_frees_its_slot(serve, photo):
+    srv = serve(max_jobs=1, read_timeout=1.0)
+    c = Client(srv.url)
+    # Slow is not stalled: a byte every 0.4 s goes on past the 1 s timeout.
+    conn = c.conn()
+    conn.putrequest("POST", "/api/jobs?name=slow.jpg")
+    conn.putheader("X-Streamguard", "1")
+    conn.putheader("Content-Length", "6")
+    conn.endheaders()
+    for b in b"slow!!":
+        time.sleep(0.4)
+        conn.send(bytes([b]))
+    r = conn.getresponse()
+    slow = json.loads(r.read())
+    conn.close()
+    assert r.status == 201, slow
+    assert c.request("DELETE", f"/api/jobs/{slow['id']}")[0] == 204
+    _wait_for(lambda: not _job_dirs(srv), 10, "the slow upload's job to be deleted")
+
+    sock = _stalled_upload(c, "stalled.mp4")
+    try:
+        job_id = _uploading(srv)
+        assert c.status(job_id)["state"] == "uploading"
+        t0 = time.monotonic()
+        response = _read_response(sock)
+        waited = time.monotonic() - t0
+    finally:
+        sock.close()
+    assert response.startswith(b"HTTP/1.1 408 "), response
+    assert b"stalled.mp4: upload stalled: no data for 1 s" in response
+    assert 0.5 < waited < 5, waited
+    assert not (srv.manager.root / job_id).exists(), "the partial file must be deleted"
+    status, job = c.upload(photo[0], "photo.jpg")
+    assert status == 201, job
+
+
+def test_delete_and_reaper_free_a_stalled_upload_at_once(serve, photo):
+    srv = serve(max_jobs=1)
+    c = Client(srv.url)
+    sock = _stalled_upload(c, "stalled.mp4")
+    try:
+        job_id = _uploading(srv)
+        assert c.request("DELETE", f"/api/jobs/{job_id}")[0] == 204
+        # At once: no waiting for the client to send more or go away.
+        assert not (srv.manager.root / job_id).exists(), "DELETE must delete the partial file now"
+        assert c.status(job_id)["state"] == "removed"
+        status, job = c.upload(photo[0], "photo.jpg")
+        assert status == 201, job
+        # The stalled client is told and its connection closed.
+        assert _read_response(sock).startswith(b"HTTP/1.1 409 ")
+    finally:
+        sock.close()
+
+    # Nobody asks about it for --keep seconds: the reaper frees it the same way.
+    srv = serve(max_jobs=1, keep=1.0)
+    c = Client(srv.url)
+    sock = _stalled_upload(c, "stalled.mp4")
+    try:
+        job_id = _uploading(srv)
+        _wait_for(lambda: not (srv.manager.root / job_id).exists(), 10, "the reaper to delete the upload")
+        assert srv.manager.snapshot([job_id], touch=False)[0]["state"] == "removed"
+        status, job = c.upload(photo[0], "photo.jpg")
+        assert status == 201, job
+    finally:
+        sock.close()
+
+
+def test_free_space_is_shared_by_parallel_and_chunked_uploads(serve, tmp_path, monkeypatch):
+    import shutil
+
+    from streamguard.web import jobs
+
+    # A small disk: the server's reserve and 5 MiB, less what the working folder holds.
+    capacity = jobs._DISK_RESERVE + 5 * MiB
+    real = shutil.disk_usage
+
+    def small_disk(path: Any) -> Any:
+        if not Path(path).is_relative_to(tmp_path):
+            return real(path)
+        used = sum(f.stat().st_size for f in tmp_path.rglob("*") if f.is_file())
+        return real(path)._replace(total=capacity, used=used, free=capacity - used)
+
+    monkeypatch.setattr(jobs.shutil, "disk_usage", small_disk)
+    srv = serve(max_upload=8 * MiB)
+    c = Client(srv.url)
+    # 2 MiB on its way (and its result to come) take 4 of the 5 MiB, though only 10 bytes arrived yet.
+    first = _stalled_upload(c, "first.mp4", size=2 * MiB)
+    try:
+        _uploading(srv)
+        status, body = c.upload(b"\xff" * MiB, "second.jpg")
+        assert status == 507 and "not enough free disk space" in body["error"], body
+
+        def chunks() -> Iterator[bytes]:
+            for _ in range(3):
+                yield b"\xff" * (200 * 1024)
+
+        status, body = c.json("POST", "/api/jobs?name=third.jpg", body=chunks())
+        assert status == 507 and "not enough free disk space" in body["error"], body
+        assert len(_job_dirs(srv)) == 1, "refused uploads leave no files"
+    finally:
+        first.close()
+    # The stalled upload gone, its room is free again.
+    _wait_for(lambda: not _job_dirs(srv), 10, "the abandoned upload to be deleted")
+    status, body = c.upload(b"\xff" * MiB, "second.jpg")
+    assert status == 201, body
+
+
+def test_open_event_streams_are_bounded(serve):
+    srv = serve(max_streams=2)
+    c = Client(srv.url)
+    unknown = "0123456789abcdef0123456789abcdef"
+    opened = []
+    try:
+        for _ in range(2):
+            conn = c.conn(timeout=10)
+            conn.request("GET", f"/api/events?ids={unknown}")
+            r = conn.getresponse()
+            assert r.status == 200
+            assert r.readline().startswith(b"retry:")
+            opened.append(conn)
+        status, body = _events_status(c, unknown)
+        assert status == 429 and b"event streams" in body, body
+        # A closed stream frees its place.
+        opened.pop().close()
+        _wait_for(lambda: _events_status(c, unknown)[0] == 200, 10, "a place for a new event stream")
+    finally:
+        for conn in opened:
+            conn.close()
+
+
+def _events_status(c: Client, job_id: str) -> tuple[int, bytes]:
+    """The status of a new event stream, and the body of a refusal (a stream is not read)."""
+    conn = c.conn(timeout=10)
+    try:
+        conn.request("GET", f"/api/events?ids={job_id}")
+        r = conn.getresponse()
+        return r.status, b"" if r.status == 200 else r.read()
+    finally:
+        conn.close()
+
+
 def test_serve_command_prints_url_and_cleans_up_on_sigterm(tmp_path, photo):
     """``streamguard serve`` as a user runs it: URL printed, answers, SIGTERM deletes everything."""
     proc = subprocess.Popen(
@@ -406,6 +628,8 @@ def test_serve_command_prints_url_and_cleans_up_on_sigterm(tmp_path, photo):
             str(tmp_path),
             "--detection",
             "fast",
+            "--allowed-host",
+            "photos.example",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -419,6 +643,8 @@ def test_serve_command_prints_url_and_cleans_up_on_sigterm(tmp_path, photo):
         status, config = c.json("GET", "/api/config")
         assert status == 200 and config["defaults"]["detection"] == "fast"
         assert config["max_upload"] == 2 * 1024**3
+        for name, expected in [("photos.example", 200), ("evil.example", 421)]:
+            assert c.request("GET", "/api/health", headers={"Host": name})[0] == expected, name
         status, job = c.upload(photo[0], "photo.jpg")
         assert status == 201
         assert c.wait(job["id"], _done)["state"] == "done"
@@ -428,6 +654,62 @@ def test_serve_command_prints_url_and_cleans_up_on_sigterm(tmp_path, photo):
         code = proc.wait(timeout=20)
     assert code == 0, proc.stderr.read()
     assert list(tmp_path.iterdir()) == [], "the working folder must be deleted on shutdown"
+
+
+def test_bad_allowed_host_is_a_usage_error(capsys):
+    from streamguard.web.server import main
+
+    for bad in ("", "evil/x", "*.example"):
+        with pytest.raises(SystemExit) as e:
+            main(["--allowed-host", bad])
+        assert e.value.code == 2
+        err = capsys.readouterr().err
+        assert "--allowed-host" in err and "Traceback" not in err
+
+
+def test_folders_left_by_a_killed_server_are_swept_at_start(serve, tmp_path, photo):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamguard", "serve", "--port", "0", "--workdir", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("streamguard: serving on "), line + proc.stderr.read()
+        status, job = Client(line.split()[3]).upload(photo[0], "photo.jpg")
+        assert status == 201, job
+    finally:
+        proc.kill()  # SIGKILL: no clean-up of its own
+        proc.wait(timeout=20)
+        proc.stdout.close()
+        proc.stderr.close()
+    [killed] = tmp_path.iterdir()
+    assert killed.name.startswith("streamguard-web-") and any(killed.rglob("input.jpg"))
+
+    day_ago = time.time() - 25 * 3600
+    recent = tmp_path / "streamguard-web-recent"  # perhaps another server's, running
+    recent.mkdir()
+    unrelated = tmp_path / "not-streamguard"
+    unrelated.mkdir()
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    (target / "keep.txt").write_text("not ours to delete")
+    link = tmp_path / "streamguard-web-link"
+    link.symlink_to(target)
+    others = [unrelated, target, link]
+    if os.geteuid() == 0:  # only root can make a folder of another user's
+        foreign = tmp_path / "streamguard-web-foreign"
+        foreign.mkdir()
+        os.chown(foreign, 65534, 65534)
+        others.append(foreign)
+    for p in [killed, *others]:
+        os.utime(p, (day_ago, day_ago), follow_symlinks=False)
+
+    serve()
+    assert not killed.exists(), "a day-old working folder of this user's must be swept at start"
+    assert recent.exists() and all(p.exists() for p in others)
+    assert (target / "keep.txt").read_text() == "not ours to delete"
 
 
 def test_port_in_use_is_a_clean_error(serve):

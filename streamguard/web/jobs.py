@@ -9,7 +9,8 @@ ids are random tokens made here; a client's file name is kept for display and
 A job's files are deleted when it fails or is cancelled, ``keep_downloaded``
 seconds after its result was downloaded, when no page has asked about it for
 ``keep`` seconds (a closed tab: a running job is cancelled first) and when the
-manager closes.
+manager closes. Folders left by a server that could not clean up (SIGKILL, power
+loss) are swept by the next one to start, once a day old (:func:`sweep_leftovers`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import logging
 import os
 import secrets
 import shutil
+import stat
 import tempfile
 import threading
 import time
@@ -36,16 +38,31 @@ from ..config import Config
 from ..errors import Cancelled, StreamguardError
 from ..sources import VideoInfo, probe_video
 
-__all__ = ["Limits", "Job", "JobError", "JobManager", "State", "clean_name", "kind_of", "parse_size"]
+__all__ = [
+    "Limits",
+    "Job",
+    "JobError",
+    "JobManager",
+    "State",
+    "clean_name",
+    "kind_of",
+    "parse_size",
+    "sweep_leftovers",
+]
 
 log = logging.getLogger(__name__)
 
 GIB = 1024**3
 #: Free disk space left over after an upload and its result, so the machine stays usable.
 _DISK_RESERVE = 256 * 1024**2
+#: Uploads claim disk space in steps of this size (a chunked one as it grows), so a claim is rare.
+_CLAIM_STEP = 1024**2
 #: How long a removed job is still answered for ("deleted after download") before it is forgotten.
 _TOMBSTONE_SECONDS = 3600.0
 _ID_CHARS = frozenset("0123456789abcdef")
+_ROOT_PREFIX = "streamguard-web-"
+#: A working folder untouched this long belongs to a server that is gone (a live one touches its own).
+_LEFTOVER_AGE = 24 * 3600.0
 
 
 class JobError(Exception):
@@ -83,14 +100,18 @@ class Limits:
     video_workers: int = 1
     #: Jobs (any state but removed) held at once.
     max_jobs: int = 100
+    #: Seconds an upload may go without receiving a byte before it is ended and its file deleted.
+    read_timeout: float = 60.0
+    #: Event streams (one per open page) served at once.
+    max_streams: int = 32
 
     def __post_init__(self) -> None:
         if self.max_upload < 1:
             raise ValueError(f"max_upload must be at least 1 byte, got {self.max_upload}")
-        if self.keep <= 0 or self.keep_downloaded < 0:
-            raise ValueError("keep must be > 0 and keep_downloaded >= 0 seconds")
-        if self.video_workers < 1 or self.max_jobs < 1:
-            raise ValueError("video_workers and max_jobs must be at least 1")
+        if self.keep <= 0 or self.keep_downloaded < 0 or self.read_timeout <= 0:
+            raise ValueError("keep and read_timeout must be > 0 and keep_downloaded >= 0 seconds")
+        if self.video_workers < 1 or self.max_jobs < 1 or self.max_streams < 1:
+            raise ValueError("video_workers, max_jobs and max_streams must be at least 1")
 
 
 def parse_size(text: str) -> int:
@@ -169,6 +190,9 @@ class Job:
     #: Removal was asked while a worker or an upload held the job: delete when it lets go.
     removing: bool = False
     size: int = 0
+    #: Upload bytes this job has room on disk for (with as much again for its result), and written so far.
+    claimed: int = 0
+    received: int = 0
     frames_done: int = 0
     frames_total: int | None = None
     fps: float | None = None
@@ -280,8 +304,9 @@ class JobManager:
     ) -> None:
         self.limits = limits or Limits()
         self.clock = clock
+        sweep_leftovers(tempfile.gettempdir() if parent is None else parent)
         # mkdtemp makes the folder 0700; chmod again in case a umask or platform thinks otherwise.
-        self.root = Path(tempfile.mkdtemp(prefix="streamguard-web-", dir=parent))
+        self.root = Path(tempfile.mkdtemp(prefix=_ROOT_PREFIX, dir=parent))
         os.chmod(self.root, 0o700)
         self._jobs: dict[str, Job] = {}
         self._lock = threading.RLock()
@@ -337,11 +362,6 @@ class JobManager:
         kind, suffix = kind_of(name)
         if declared_size is not None and declared_size > self.limits.max_upload:
             raise JobError(413, self.too_large(name))
-        if declared_size is not None:
-            free = shutil.disk_usage(self.root).free
-            # Room for the upload and a result of about the same size.
-            if free < 2 * declared_size + _DISK_RESERVE:
-                raise JobError(507, f"{name}: not enough free disk space on the server for this file")
         now = self.clock()
         with self._lock:
             if self.closing:
@@ -360,9 +380,47 @@ class JobManager:
                 created=now,
                 last_seen=now,
             )
+            if declared_size:
+                self._claim(job, declared_size)
             job.dir.mkdir(mode=0o700)
             self._jobs[job_id] = job
         return job
+
+    def claim(self, job: Job, size: int) -> None:
+        """Make sure there is room on disk for ``size`` bytes of upload and its result; 507 if not.
+
+        Room is shared: what other uploads still have to write, and the results of queued
+        and running jobs, is set aside first, so parallel and chunked uploads cannot
+        together promise more than the disk has.
+        """
+        with self._lock:
+            self._claim(job, size)
+
+    def _claim(self, job: Job, size: int) -> None:
+        # Called with the lock held (the check and the claim must be one step).
+        want = min(self.limits.max_upload, -(-size // _CLAIM_STEP) * _CLAIM_STEP)
+        if want <= job.claimed:
+            return
+        others = sum(self._pending(j) for j in self._jobs.values() if j is not job)
+        had, job.claimed = job.claimed, want
+        if shutil.disk_usage(self.root).free - others - self._pending(job) < _DISK_RESERVE:
+            job.claimed = had
+            raise JobError(507, f"{job.name}: not enough free disk space on the server for this file")
+
+    @staticmethod
+    def _pending(job: Job) -> int:
+        """Bytes the job may still write to disk: the rest of its upload, a result about as large."""
+        if job.state is State.UPLOADING:
+            return max(0, 2 * job.claimed - job.received)
+        if job.state is State.QUEUED:
+            return job.size
+        if job.state is State.RUNNING and not job.removing:
+            try:
+                written = sum(e.stat().st_size for e in os.scandir(job.dir) if e.name != job.input.name)
+            except OSError:
+                written = 0
+            return max(0, job.size - written)
+        return 0
 
     def too_large(self, name: str) -> str:
         return f"{name}: file is larger than the {format_size(self.limits.max_upload)} limit"
@@ -402,8 +460,9 @@ class JobManager:
     def discard(self, job: Job) -> None:
         """Forget a job whose upload did not complete."""
         with self._lock:
-            self._jobs.pop(job.id, None)
-            job.state = State.REMOVED
+            if job.state is not State.REMOVED:  # else removed mid-upload: keep it answered, with why
+                self._jobs.pop(job.id, None)
+                job.state = State.REMOVED
         shutil.rmtree(job.dir, ignore_errors=True)
 
     # -- queries --------------------------------------------------------------------------------------
@@ -479,14 +538,22 @@ class JobManager:
     def remove(self, job_id: str, reason: str = "removed") -> None:
         """Cancel if needed and delete the job's files now (or as soon as its worker lets go)."""
         with self._lock:
-            job = self.get(job_id)
-            if job.state in (State.RUNNING, State.UPLOADING):
-                job.stop.set()
-                job.reason, job.removing = reason, True
-            elif job.state is not State.REMOVED:
-                if job.state is State.QUEUED:
-                    self._lanes[job.kind].remove(job)
-                self._delete_files(job, reason)
+            self._remove(self.get(job_id), reason)
+
+    def _remove(self, job: Job, reason: str) -> None:
+        # Called with the lock held.
+        if job.state is State.RUNNING:
+            # The pipeline has files open and renames its result into place: it deletes them itself.
+            job.stop.set()
+            job.reason, job.removing = reason, True
+        elif job.state is not State.REMOVED:
+            if job.state is State.QUEUED:
+                self._lanes[job.kind].remove(job)
+            # An upload is stopped and its slot and partial file freed now, not when its client
+            # sends more or goes away (a stalled one may do neither); writes to the open file after
+            # this go to an unlinked file, released when the upload sees ``stop``.
+            job.stop.set()
+            self._delete_files(job, reason)
 
     def mark_downloaded(self, jobs: Iterable[Job]) -> None:
         now = self.clock()
@@ -592,14 +659,8 @@ class JobManager:
         with self._lock:
             for job in list(self._jobs.values()):
                 idle = now - job.last_seen
-                if job.state in ACTIVE and idle > lim.keep:
-                    why = f"stopped and deleted: no page followed it for {lim.keep:g} s"
-                    if job.state is State.QUEUED:
-                        self._lanes[job.kind].remove(job)
-                        self._delete_files(job, why)
-                    else:
-                        job.stop.set()
-                        job.reason, job.removing = why, True
+                if job.state in ACTIVE and idle > lim.keep and not job.removing:
+                    self._remove(job, f"stopped and deleted: no page followed it for {lim.keep:g} s")
                 elif job.state in (State.DONE, State.FAILED, State.CANCELLED) and idle > lim.keep:
                     self._delete_files(job, f"deleted after {lim.keep:g} s with no page open")
                 elif (
@@ -615,9 +676,41 @@ class JobManager:
         period = min(10.0, max(0.1, min(self.limits.keep, self.limits.keep_downloaded or 1.0) / 4))
         while not self._closing.wait(period):
             try:
+                # A sign of life, so another server starting never sweeps this folder as a leftover.
+                os.utime(self.root)
                 self.reap()
             except Exception:  # noqa: BLE001 - the reaper must outlive a surprise
                 log.exception("clean-up failed")
+
+
+def sweep_leftovers(parent: str | os.PathLike[str], age: float = _LEFTOVER_AGE) -> int:
+    """Delete this user's ``streamguard-web-*`` folders in ``parent`` untouched for ``age`` seconds.
+
+    They are what servers killed without their clean-up (SIGKILL, power loss) left: a
+    running server touches its folder every few seconds. Links and other users' folders
+    are left alone. Returns how many were deleted.
+    """
+    if not hasattr(os, "geteuid"):
+        return 0  # no owner to check against: leave everything
+    now = time.time()
+    swept = 0
+    try:
+        entries = list(os.scandir(parent))
+    except OSError:
+        return 0
+    for entry in entries:
+        if not entry.name.startswith(_ROOT_PREFIX):
+            continue
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and now - st.st_mtime > age:
+            shutil.rmtree(entry.path, ignore_errors=True)
+            swept += 1
+    if swept:
+        log.warning("deleted %d working folder(s) left in %s by a server that did not stop", swept, parent)
+    return swept
 
 
 def format_size(n: int) -> str:

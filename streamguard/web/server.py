@@ -19,8 +19,10 @@ Routes (JSON errors are ``{"error": "one line"}``)::
 Requests that change something need the header ``X-Streamguard: 1``: a browser
 will not send it cross-site without asking first (a CORS preflight this server
 never grants), so another web site cannot upload to or cancel on this one.
-When bound to a loopback address, only ``Host: localhost``/loopback requests
-are answered, which shuts out DNS-rebinding pages too.
+Whatever the address listened on, only requests whose ``Host`` is a loopback
+name or address, the address served on, or a name given with ``--allowed-host``
+are answered: a DNS-rebinding page is same-origin for the browser, so the
+header alone would not keep it out.
 """
 
 from __future__ import annotations
@@ -38,8 +40,9 @@ import signal
 import socket
 import sys
 import threading
+import time
 import webbrowser
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -131,22 +134,52 @@ def _host_of(header: str) -> str:
     return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
 
 
-class _Guard:
-    """Pure ASGI middleware (no body buffering): host check, CSRF header, security headers."""
+def _host_name(text: str) -> str:
+    """A host name or address as compared: no port or brackets, lower case, no final dot."""
+    return _host_of(text.strip()).strip("[]").rstrip(".").lower()
 
-    def __init__(self, app: ASGIApp, *, loopback_only: bool) -> None:
+
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    # A dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d.
+    return getattr(ip, "ipv4_mapped", None) or ip
+
+
+class _Guard:
+    """Pure ASGI middleware (no body buffering): host check, CSRF header, security headers.
+
+    The Host check applies whatever the address listened on: a DNS-rebinding page
+    (its own name, resolved to this server) is same-origin for the browser, so it
+    could send the CSRF header too. Answered are loopback names and addresses, the
+    address a request came in on (rebinding needs a name, never an address) and
+    the names in ``allowed_hosts``.
+    """
+
+    def __init__(self, app: ASGIApp, *, allowed_hosts: Collection[str] = ()) -> None:
         self.app = app
-        self.loopback_only = loopback_only
+        self.allowed = frozenset(_host_name(h) for h in allowed_hosts)
+
+    def host_allowed(self, scope: Scope, name: str) -> bool:
+        if not name:
+            return False
+        if name in self.allowed or _is_loopback_host(name):
+            return True
+        server = scope.get("server")
+        ip = _address(name)
+        return ip is not None and server is not None and ip == _address(str(server[0]))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
-        if self.loopback_only and not _is_loopback_host(
-            _host_of(headers.get(b"host", b"").decode("latin-1"))
-        ):
-            await _reject(send, 421, "this server answers only to localhost")
+        name = _host_name(headers.get(b"host", b"").decode("latin-1"))
+        if not self.host_allowed(scope, name):
+            why = f"this server does not answer to the name {name!r} (see streamguard serve --allowed-host)"
+            await _reject(send, 421, why)
             return
         if scope["method"] not in ("GET", "HEAD", "OPTIONS") and headers.get(b"x-streamguard") != b"1":
             await _reject(send, 403, "missing header X-Streamguard: 1 (cross-site requests are refused)")
@@ -176,8 +209,8 @@ async def _reject(send: Send, status: int, message: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
 def _flag(text: str | None, default: bool) -> bool:
@@ -219,6 +252,35 @@ def _content_length(request: Request) -> int | None:
     return int(raw)
 
 
+async def _body(receive: Receive, manager: JobManager, job: Job) -> AsyncIterator[bytes]:
+    """The request body as it arrives, ended early when the job is stopped or the client stalls.
+
+    Read from ASGI ``receive`` in short waits rather than ``Request.stream()``: uvicorn has no
+    body read timeout, and a client that sends nothing more must not hold the job (its slot and
+    partial file) until it disconnects. A cancelled wait loses nothing: uvicorn keeps the bytes.
+    """
+    timeout = manager.limits.read_timeout
+    last = time.monotonic()
+    while True:
+        message: Message | None = None
+        with anyio.move_on_after(min(_EVENT_TICK, timeout)):
+            message = await receive()
+        if job.stop.is_set() or manager.closing:
+            raise JobError(409, f"{job.name}: upload cancelled")
+        if message is None:
+            if time.monotonic() - last >= timeout:
+                raise JobError(408, f"{job.name}: upload stalled: no data for {timeout:g} s")
+            continue
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        if chunk := message.get("body", b""):
+            last = time.monotonic()
+            job.last_seen = manager.clock()
+            yield chunk
+        if not message.get("more_body", False):
+            return
+
+
 async def _receive_upload(request: Request, manager: JobManager, job: Job) -> int:
     """Stream the request body into the job's input file; returns its size."""
     limit = manager.limits.max_upload
@@ -227,19 +289,20 @@ async def _receive_upload(request: Request, manager: JobManager, job: Job) -> in
     fd = manager.open_upload(job)
     try:
         with open(fd, "wb") as fh:
-            async for chunk in request.stream():
-                if job.stop.is_set() or manager.closing:
-                    raise JobError(409, f"{job.name}: upload cancelled")
+            async for chunk in _body(request.receive, manager, job):
                 size += len(chunk)
                 if size > limit:
                     raise JobError(413, manager.too_large(job.name))
+                if size > job.claimed:  # chunked (no Content-Length): claim room as it grows
+                    manager.claim(job, size)
                 buf += chunk
                 if len(buf) >= _WRITE_BLOCK:
                     await anyio.to_thread.run_sync(fh.write, buf)
+                    job.received += len(buf)
                     buf = bytearray()  # a new buffer: the old one was handed to another thread
-                    job.last_seen = manager.clock()
             if buf:
                 await anyio.to_thread.run_sync(fh.write, buf)
+                job.received += len(buf)
     except OSError as e:
         if e.errno == errno.ENOSPC:
             raise JobError(507, f"{job.name}: the server's disk is full") from None
@@ -247,8 +310,13 @@ async def _receive_upload(request: Request, manager: JobManager, job: Job) -> in
     return size
 
 
-def create_app(manager: JobManager, defaults: Config | None = None, *, loopback_only: bool = True) -> ASGIApp:
-    """The web app over ``manager``; ``defaults`` are the options the page starts with."""
+def create_app(
+    manager: JobManager, defaults: Config | None = None, *, allowed_hosts: Collection[str] = ()
+) -> ASGIApp:
+    """The web app over ``manager``; ``defaults`` are the options the page starts with.
+
+    ``allowed_hosts``: names answered besides loopback ones and the address a request came in on.
+    """
     defaults = defaults or Config()
     check_assets()
 
@@ -310,6 +378,10 @@ def create_app(manager: JobManager, defaults: Config | None = None, *, loopback_
             log.info("job %s: upload abandoned by the client", job.id)
             manager.discard(job)
             return _error(400, "upload interrupted")
+        except JobError as e:
+            manager.discard(job)
+            # The rest of the body will not be read: close the connection rather than wait for it.
+            return _error(e.status, e.message, headers={"connection": "close"})
         except BaseException:
             manager.discard(job)
             raise
@@ -366,9 +438,20 @@ def create_app(manager: JobManager, defaults: Config | None = None, *, loopback_
             headers={"content-disposition": f'attachment; filename="{_ascii(name)}"'},
         )
 
+    streams = 0  # open event streams; only the event loop's thread counts them
+
+    def stream_closed() -> None:
+        nonlocal streams
+        streams -= 1
+
     @app.get("/api/events")
     async def events(ids: str = "") -> StreamingResponse:
+        nonlocal streams
         job_ids = _ids(ids)
+        # Each stream is a coroutine polling the jobs: bounded, so clients cannot pile them up.
+        if streams >= manager.limits.max_streams:
+            raise JobError(429, f"too many open event streams ({streams}); close other pages of this server")
+        streams += 1
 
         async def stream() -> AsyncIterator[str]:
             # Reconnect after 2 s if the connection drops (EventSource does it on its own).
@@ -388,12 +471,26 @@ def create_app(manager: JobManager, defaults: Config | None = None, *, loopback_
                 await asyncio.sleep(_EVENT_TICK)
                 quiet += _EVENT_TICK
 
-        return StreamingResponse(
-            stream(), media_type="text/event-stream", headers={"x-accel-buffering": "no"}
+        return _CountedStream(
+            stream(), stream_closed, media_type="text/event-stream", headers={"x-accel-buffering": "no"}
         )
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    return _Guard(app, loopback_only=loopback_only)
+    return _Guard(app, allowed_hosts=allowed_hosts)
+
+
+class _CountedStream(StreamingResponse):
+    """A streaming response that calls ``on_close`` once it ends, however it ends (a client gone too)."""
+
+    def __init__(self, content: AsyncIterable[str], on_close: Callable[[], None], **kw: Any) -> None:
+        super().__init__(content, **kw)
+        self.on_close = on_close
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.on_close()
 
 
 def _ids(text: str) -> list[str]:
@@ -458,8 +555,12 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _is_wildcard(host: str) -> bool:
+    return host in ("0.0.0.0", "::", "")
+
+
 def _url(host: str, port: int) -> str:
-    if host in ("0.0.0.0", "::", ""):
+    if _is_wildcard(host):
         host = "127.0.0.1"
     if ":" in host:
         host = f"[{host}]"
@@ -477,9 +578,17 @@ class Running:
 
 
 def _make_server(
-    sock: socket.socket, manager: JobManager, defaults: Config | None, *, loopback_only: bool, log_level: str
+    sock: socket.socket,
+    manager: JobManager,
+    defaults: Config | None,
+    *,
+    host: str,
+    allowed_hosts: Collection[str],
+    log_level: str,
 ) -> _Server:
-    app = create_app(manager, defaults, loopback_only=loopback_only)
+    # The name listened on is one a browser may use too (a wildcard address is not).
+    names = [*allowed_hosts, *([] if _is_wildcard(host) else [host])]
+    app = create_app(manager, defaults, allowed_hosts=names)
     config = uvicorn.Config(
         app,
         log_level=log_level,
@@ -500,12 +609,15 @@ def serve_in_background(
     host: str = "127.0.0.1",
     port: int = 0,
     parent: str | os.PathLike[str] | None = None,
+    allowed_hosts: Collection[str] = (),
 ) -> Iterator[Running]:
     """Run the app on a free port in a thread; stops it and deletes its files on exit."""
     sock = _bind(host, port)
     manager = JobManager(limits, parent=parent)
     manager.start()
-    server = _make_server(sock, manager, defaults, loopback_only=_is_loopback_host(host), log_level="warning")
+    server = _make_server(
+        sock, manager, defaults, host=host, allowed_hosts=allowed_hosts, log_level="warning"
+    )
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="sgweb-server", daemon=True)
     thread.start()
     try:
@@ -545,6 +657,13 @@ def _size(text: str) -> int:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def _allowed_host(text: str) -> str:
+    name = _host_name(text)
+    if not name or any(c in name for c in "/\\*@ \t"):
+        raise argparse.ArgumentTypeError(f"must be a host name or address (like photos.lan), got {text!r}")
+    return name
+
+
 def _count(text: str) -> int:
     v = int(text)
     if v < 1:
@@ -566,6 +685,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)"
     )
     p.add_argument("--port", type=int, default=8765, help="TCP port (default 8765; 0 picks a free one)")
+    p.add_argument(
+        "--allowed-host",
+        type=_allowed_host,
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also answer requests for this host name (repeatable); loopback names, the address "
+        "served on and --host are always answered, any other name is refused (DNS rebinding)",
+    )
     p.add_argument("--open", action="store_true", help="open the page in the default web browser")
     s = p.add_argument_group("limits and clean-up")
     s.add_argument(
@@ -584,6 +712,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument(
         "--max-files", type=_count, default=100, metavar="N", help="files held at once (default 100)"
+    )
+    s.add_argument(
+        "--read-timeout",
+        type=_positive_seconds,
+        default=60.0,
+        metavar="SECONDS",
+        help="end an upload, deleting what it sent, when no byte of it arrived for this long (default 60)",
+    )
+    s.add_argument(
+        "--max-streams",
+        type=_count,
+        default=32,
+        metavar="N",
+        help="progress streams (one per open page) served at once (default 32)",
     )
     s.add_argument(
         "--keep",
@@ -630,6 +772,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             keep_downloaded=args.keep_downloaded,
             video_workers=args.jobs,
             max_jobs=args.max_files,
+            read_timeout=args.read_timeout,
+            max_streams=args.max_streams,
         )
     except (UsageError, ValueError) as e:
         parser.error(str(e))
@@ -650,13 +794,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     manager = JobManager(limits, parent=args.workdir)
     try:
         server = _make_server(
-            sock, manager, defaults, loopback_only=loopback, log_level="error" if args.quiet else "warning"
+            sock,
+            manager,
+            defaults,
+            host=args.host,
+            allowed_hosts=args.allowed_host,
+            log_level="error" if args.quiet else "warning",
         )
         url = _url(args.host, sock.getsockname()[1])
         print(f"streamguard: serving on {url} (Ctrl-C to stop)", flush=True)
         if not loopback:
             log.warning(
-                "listening on %s: anyone who can reach this port can use it (there is no login)", args.host
+                "listening on %s: anyone who can reach this port can use it (there is no login); "
+                "names answered besides localhost and this machine's address: %s",
+                args.host,
+                ", ".join(args.allowed_host) or "none (add with --allowed-host)",
             )
         manager.start()
         if args.open:
