@@ -156,26 +156,50 @@ def cmd_propose(a: argparse.Namespace) -> None:
                  "annotation": "proposals (centerface, streamguard thorough, haar), not yet checked",
                  "faces": faces}
     else:
+        # Videos: the detectors' boxes on every KEY_EVERY-th frame (and the last); tracks are
+        # then written by hand from them (``sheet`` shows them numbered), keys linear between.
         frames = _rgb_frames(p)
-        cf = centerface(frames)
-        tracks: list[dict] = []
-        last: dict[int, list[float]] = {}
-        for i, rgb in enumerate(frames):
-            boxes = merge({"centerface": cf[i], "streamguard": streamguard_boxes(rgb)})
-            for f in boxes:
-                tid = max(last, key=lambda t: iou(last[t], f["box"]), default=None)
-                if tid is None or iou(last[tid], f["box"]) < 0.2:
-                    tid = len(tracks) + 1
-                    tracks.append({"id": tid, "tags": [], "keys": {}})
-                last[tid] = f["box"]
-                if i % KEY_EVERY == 0 or i == len(frames) - 1:
-                    tracks[tid - 1]["keys"][str(i)] = f["box"]
+        keys = sorted(set(range(0, len(frames), KEY_EVERY)) | {len(frames) - 1})
+        cf = centerface([frames[i] for i in keys])
+        proposals = {
+            str(i): [f["box"] for f in merge({"centerface": c, "streamguard": streamguard_boxes(frames[i])})]
+            for i, c in zip(keys, cf, strict=True)
+        }
         truth = {"id": m.id, "kind": "video", "frames": len(frames),
                  "size": [frames[0].shape[1], frames[0].shape[0]],
-                 "annotation": f"proposals tracked, keys every {KEY_EVERY} frames, not yet checked",
-                 "tracks": tracks}
+                 "annotation": f"detector boxes on every {KEY_EVERY}th frame, no tracks yet",
+                 "tracks": [], "proposals": proposals}
     dst.write_text(json.dumps(truth, indent=1))
     print(f"{dst}: {len(truth.get('faces', truth.get('tracks', [])))} proposals")
+
+
+def cmd_sheet(a: argparse.Namespace) -> None:
+    """A video's keyframes side by side (3 a row, 2x), with the tracks' boxes (numbered by
+    track id) and, thin and grey-numbered, the detector proposals of that frame."""
+    m, p = _media(a.id)
+    draft = DRAFTS / f"{m.id}.json"
+    truth = load_truth(m.id) if (TRUTH / draft.name).exists() else json.loads(draft.read_text())
+    frames = _rgb_frames(p)
+    per = video_faces(truth, len(frames))
+    idx = [int(x) for x in a.frames.split(",")] if a.frames else list(range(0, len(frames), KEY_EVERY))
+    tiles = []
+    for i in idx:
+        img = draw(cv2.cvtColor(frames[i], cv2.COLOR_RGB2BGR), per[i], a.zoom)
+        for j, b in enumerate(truth.get("proposals", {}).get(str(i), [])):
+            x1, y1, x2, y2 = (int(v * a.zoom) for v in b)
+            cv2.rectangle(img, (x1, y1), (x2, y2), (255, 255, 0), 1)
+            cv2.putText(img, f"p{j}", (x1, min(img.shape[0] - 2, y2 + 10)), cv2.FONT_HERSHEY_SIMPLEX, 0.35,
+                        (255, 255, 0), 1)
+        grid(img, 0, 0, a.zoom)
+        cv2.putText(img, f"frame {i}", (5, img.shape[0] - 5), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 255, 255), 1)
+        tiles.append(img)
+    tiles += [np.zeros_like(tiles[0])] * (-len(tiles) % 3)
+    ANNOT_OUT.mkdir(parents=True, exist_ok=True)
+    for k in range(0, len(tiles), 6):
+        out = ANNOT_OUT / f"{m.id}_sheet{k // 6}.png"
+        chunk = tiles[k:k + 6]
+        cv2.imwrite(str(out), np.vstack([np.hstack(chunk[r:r + 3]) for r in range(0, len(chunk), 3)]))
+        print(out)
 
 
 def cmd_wider(a: argparse.Namespace) -> None:
@@ -349,11 +373,16 @@ def main() -> None:
     s.add_argument("id")
     s.add_argument("--frames", help="video frames to draw (default every KEY_EVERY-th)")
     s.add_argument("--tiles", type=int, default=3, help="zoomed tiles per side (1: none)")
+    s = sub.add_parser("sheet")
+    s.add_argument("id")
+    s.add_argument("--frames")
+    s.add_argument("--zoom", type=float, default=1.0)
     s = sub.add_parser("crops")
     s.add_argument("id")
     s.add_argument("--min-height", type=float, default=0)
     a = p.parse_args()
-    {"propose": cmd_propose, "wider": cmd_wider, "render": cmd_render, "crops": cmd_crops}[a.cmd](a)
+    {"propose": cmd_propose, "wider": cmd_wider, "render": cmd_render, "crops": cmd_crops,
+     "sheet": cmd_sheet}[a.cmd](a)
 
 
 if __name__ == "__main__":
