@@ -39,7 +39,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .blazeface import DEFAULT_THRESHOLD
 from .detect import detect_upright
 from .motion import CELL, STILL, block_means
 from .tiling import Level, Tile, TiledDetector, TileKey
@@ -193,7 +192,7 @@ class SweepDetectStage(Stage):
         self.rescan = rescan
         #: Seconds after which an unchanged quiet tile runs anyway (see module docs).
         self.quiet_rescan = quiet_rescan
-        threshold = detector.threshold if detector.threshold is not None else min(DEFAULT_THRESHOLD.values())
+        threshold = min(detector.score(m) for m in ("short", "full"))
         # Well under the threshold whatever it is: a user's lower threshold makes fewer tiles quiet.
         self.changes = ChangeMap(quiet=min(QUIET, 0.4 * threshold))
         self._gated = False

@@ -75,6 +75,9 @@ VERIFY_MIN_FACE = 48
 #: below ``TURNED_SURE``: on cluttered pictures the quarter-turned passes score clutter up to ~0.8.
 TURNED_ROLL = 60.0
 TURNED_SURE = 0.9
+#: Videos with a shorter side under this are searched for smaller faces (see ``_size_factor``).
+SMALL_VIDEO = 720
+SMALL_VIDEO_FACE = 12
 #: A known face is followed in a crop this many times its size (see ``near_crop``).
 NEAR_CROP = 3.0
 
@@ -107,8 +110,22 @@ class Preset:
     #: costs what 1080p does), or are taken as they are (photos: a back row stays small however
     #: many pixels the camera has).
     scaled: bool = True
+    #: Minimum score of the short- and full-range models' finds, unless the user gives a threshold.
+    #: MediaPipe's own are 0.5 and 0.6.
+    scores: tuple[float, float] = (0.5, 0.6)
     #: The plan for still images, where one frame may take the time a few video frames do.
     still: Preset | None = None
+
+    def score(self, model: str) -> float:
+        return self.scores[0] if model == "short" else self.scores[1]
+
+
+#: Photos: on real ones (benchmarks/real.py) faces turned, lit badly or partly hidden often score
+#: 0.4-0.6 in their tile; lower scores let in clutter. Measured on the real photos, balanced:
+#: exposed faces 70 -> 20 of 635 (0.5/0.6 -> 0.4 for both). Video keeps MediaPipe's: a false find
+#: there is followed and held, and on the real clips 0.45 for the short-range model exposed more
+#: face-frames (3 against 0 of 630) and covered 2.8x the faces' area around them against 1.5x.
+_STILL_SCORES = (0.4, 0.45)
 
 
 _TURNS = (90.0, 180.0, 270.0)
@@ -116,16 +133,16 @@ _TURNS = (90.0, 180.0, 270.0)
 PRESETS: dict[str, Preset] = {
     "fast": Preset(min_face=32, models=("short", "full"), turns=_TURNS, turn_min_face=128,
                    still=Preset(min_face=16, models=("short", "full"), turns=_TURNS, turn_min_face=64,
-                                scaled=False)),
+                                scaled=False, scores=_STILL_SCORES)),
     "balanced": Preset(min_face=20, models=("short", "full"), turns=_TURNS, turn_min_face=80,
                        still=Preset(min_face=12, models=("short", "full"), max_upscale=1.6,
                                     angles=(-35.0, 35.0), angle_min_face=48, turns=_TURNS,
-                                    turn_min_face=48, scaled=False)),
+                                    turn_min_face=48, scaled=False, scores=_STILL_SCORES)),
     "thorough": Preset(min_face=16, models=("short", "full"), angles=(-35.0, 35.0), angle_min_face=20,
                        turns=_TURNS, turn_min_face=40,
                        still=Preset(min_face=8, models=("short", "full"), max_upscale=2.25,
                                     angles=(-35.0, 35.0), angle_min_face=24, turns=_TURNS,
-                                    turn_min_face=32, scaled=False)),
+                                    turn_min_face=32, scaled=False, scores=_STILL_SCORES)),
 }
 
 
@@ -168,6 +185,8 @@ class Level:
     #: by the frame edge as whole; or blank, to shrink faces that fill the frame.
     pad: int = 0
     mirror: bool = True
+    #: Finds scoring under this are dropped (the plan's score for the level's model).
+    min_score: float = 0.0
 
     @property
     def border(self) -> int:
@@ -352,6 +371,11 @@ class TiledDetector:
             for name in ("full", "short"):
                 self._model(name, w)
 
+    def score(self, model: str, still: bool = False) -> float:
+        """Minimum score of ``model``'s finds: the user's threshold, else the preset's (video's, or
+        with ``still`` the photo plan's)."""
+        return self.threshold if self.threshold is not None else self._preset(still).score(model)
+
     def _preset(self, still: bool) -> Preset:
         return self.preset.still if still and self.preset.still is not None else self.preset
 
@@ -359,12 +383,26 @@ class TiledDetector:
         """Smallest face (frame px) the plan for this frame size is built to find."""
         if self.min_face is not None:
             return float(self.min_face)
-        return self._preset(still).min_face * self._size_factor(width, height, still)
+        p = self._preset(still)
+        # A small video's faces are searched for down to SMALL_VIDEO_FACE, not below the preset's.
+        return max(min(p.min_face, SMALL_VIDEO_FACE), p.min_face * self._size_factor(width, height, still))
 
     def _size_factor(self, width: int, height: int, still: bool) -> float:
         # Video preset sizes are for 1080p; they scale with the frame so 4K costs about what
-        # 1080p does.
-        return max(1.0, min(width, height) / 1080) if self._preset(still).scaled else 1.0
+        # 1080p does, and below 720p they shrink (to half at most) so a small video, whose
+        # faces are small too, is searched as finely as 720p costs.
+        if not self._preset(still).scaled:
+            return 1.0
+        short = min(width, height)
+        return max(1.0, short / 1080) if short >= SMALL_VIDEO else max(0.6, short / SMALL_VIDEO)
+
+    def _upscale(self, width: int, height: int, still: bool) -> float:
+        """Largest upscale of the frame: the preset's, and up to 2x for videos under 720p."""
+        p = self._preset(still)
+        short = min(width, height)
+        if not p.scaled or short >= SMALL_VIDEO:
+            return p.max_upscale
+        return max(p.max_upscale, min(1.6, p.max_upscale * SMALL_VIDEO / short))
 
     def plan(self, width: int, height: int, still: bool = False) -> list[Level]:
         """The levels and tiles for a ``width`` x ``height`` frame (cached per size): for a video's
@@ -385,11 +423,12 @@ class TiledDetector:
         specs: list[tuple[float, float, float, float, str, float, bool]] = []  # scale angle lo hi model pad
         lo = self.face_range(w, h, still)
         turn_min = p.turn_min_face * self._size_factor(w, h, still)
+        upscale = self._upscale(w, h, still)
         k = 0
         while lo < whole_min:
             model = p.models[min(k, len(p.models) - 1)]
             hi = min(lo * p.ratio, whole_min * 1.05)
-            scale = min(MODEL_MIN[model] / lo, p.max_upscale)
+            scale = min(MODEL_MIN[model] / lo, upscale)
             for angle in (0.0, *p.angles, *p.turns):
                 if not angle or (lo >= turn_min if angle in p.turns else hi > p.angle_min_face):
                     # Mirror half the largest face beyond the frame edge (faces cut by it).
@@ -421,7 +460,7 @@ class TiledDetector:
                         continue
                     tiles.append(Tile(i, x, y, _to_frame(m, Box(x, y, x + size, y + size)).clipped(w, h)))
             levels.append(Level(i, scale, angle, model, size, overlap, lo, hi, (cw, ch), tuple(tiles),
-                                pad, mirror))
+                                pad, mirror, self.score(model, still)))
         return levels
 
     def tiles_near(self, width: int, height: int, boxes: Iterable[Box], grow: float = 0.5) -> list[Tile]:
@@ -489,7 +528,7 @@ class TiledDetector:
             turned = d.score < TURNED_SURE and abs(d.roll) > TURNED_ROLL
             if large or turned:
                 seen = {m for b, m in models if b.iou(d.box) > 0.3}
-                if not self.verify(image, d.box, "full" if seen == {"short"} else "short", d.roll):
+                if not self.verify(image, d.box, "full" if seen == {"short"} else "short", d.roll, still):
                     continue
             out.append(d)
         return out
@@ -546,7 +585,8 @@ class TiledDetector:
             crop = np.ascontiguousarray(np.rot90(crop, turns))
             back = cv2.invertAffineTransform(cv2.getRotationMatrix2D((size / 2, size / 2), 90.0 * turns, 1.0))
             inv = inv @ np.vstack([back, [0, 0, 1]])
-        lv = Level(-1, sc, 90.0 * turns, "short", size, 0, 0.0, math.inf, (size, size), (), 0, True)
+        lv = Level(-1, sc, 90.0 * turns, "short", size, 0, 0.0, math.inf, (size, size), (), 0, True,
+                   self.score("short"))
         return lv, crop, inv, [Tile(-1, 0, 0, Box(x0, y0, x0 + n * step, y0 + n * step))]
 
     def _run_tiles(self, work: list[_Work], worker: int, w: int,
@@ -569,6 +609,8 @@ class TiledDetector:
                 peaks[t.key] = peak
             for det, roll in found:
                 box, score = det.box, det.score
+                if score < lv.min_score:
+                    continue
                 if box.height > 2 * lv.max_face * lv.scale:
                     # A face this big is a coarser level's job; the short-range model on a
                     # small tile calls big blurred blobs faces (0.5-0.7).
@@ -584,7 +626,8 @@ class TiledDetector:
                     out.append(((found_face, self._touches_inner_edge(b, t, lv)), lv.model))
         return out
 
-    def verify(self, image: np.ndarray, box: Box, model: str = "short", roll: float = 0.0) -> bool:
+    def verify(self, image: np.ndarray, box: Box, model: str = "short", roll: float = 0.0,
+               still: bool = False) -> bool:
         """Whether ``model`` finds a face at ``box`` again in a crop centred on it, the face at a
         third or at half of the crop, turned by the quarter turn nearest ``roll``. A second
         opinion should come from the other model: each model repeats its own mistakes."""
@@ -601,6 +644,8 @@ class TiledDetector:
             crop = cv2.warpAffine(src, m, (size, size), flags=cv2.INTER_LINEAR,
                                   borderMode=cv2.BORDER_REFLECT_101)
             for d in self._model(name).detect(np.ascontiguousarray(np.rot90(crop, turns))):
+                if d.score < self.score(name, still):
+                    continue
                 b = d.box.rotated(360 - 90 * turns, size, size)  # back into the crop as cut
                 if Box.from_center(cx + (b.center[0] - size / 2) / sc, cy + (b.center[1] - size / 2) / sc,
                                    b.width / sc, b.height / sc).iou(box) > 0.25:
@@ -611,7 +656,9 @@ class TiledDetector:
     def _model(self, name: str, worker: int = 0) -> BlazeFaceDetector:
         models = self._models[worker]
         if name not in models:
-            models[name] = BlazeFaceDetector(threshold=self.threshold, model=name)
+            # The lower of the video and photo plans' scores: each level drops what scores under its own.
+            models[name] = BlazeFaceDetector(threshold=min(self.score(name), self.score(name, True)),
+                                             model=name)
         return models[name]
 
     @staticmethod

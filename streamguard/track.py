@@ -23,7 +23,7 @@ from .config import TrackConfig
 from .scenecut import CUT_THRESHOLD, SceneCutDetector
 from .types import Box, Detection, Frame, Region, Stage
 
-__all__ = ["Track", "TrackState", "Tracker", "TrackStage"]
+__all__ = ["Coast", "LIVE_COAST", "FILE_COAST", "Track", "TrackState", "Tracker", "TrackStage"]
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +37,27 @@ _ACCEL_STD = 4.0  # box sizes/s^2: how hard a head may change course while unsee
 _SIZE_ACCEL_STD = 0.5  # box sizes/s^2 for the box size (approach/retreat)
 _VEL0_STD = 10.0  # box sizes/s at birth: wide, so that two detections already give a velocity
 _SIZE_VEL0_STD = 1.0
-_MAX_SPEED = 5.0  # box sizes/s: coasting boxes grow at most this fast on each side
-_GROW0 = 0.25  # box sizes: plus this much
+
+
+@dataclass(frozen=True, slots=True)
+class Coast:
+    """How a coasting (unmatched) face's cover grows on each side: ``grow0`` box sizes at once,
+    plus ``speed`` box sizes per second since it was last seen, at most (the filter's own
+    uncertainty, when smaller, decides)."""
+
+    grow0: float
+    speed: float
+
+
+#: Live: nothing is held back, so the guess must reach wherever a fast head could be.
+LIVE_COAST = Coast(grow0=0.25, speed=5.0)
+#: Files: a face found again is also covered along the straight path between its sightings in
+#: the held frames (``TrackStage._bridge``), so the guess need not reach that far. With the live
+#: growth, a face lost for 0.5 s was covered 6.5x as wide; on real clips (a shop aisle, a
+#: classroom: benchmarks/real.py) such boxes blurred 2-20x the faces' own area around them.
+FILE_COAST = Coast(grow0=0.1, speed=0.75)
+_MAX_SPEED = LIVE_COAST.speed  # box sizes/s: how far a coasting face is searched for (matching)
+_GROW0 = LIVE_COAST.grow0
 _DUPLICATE = 0.7  # share of an unmatched box inside a matched one that makes it a duplicate
 _GATE = 1.0  # non-overlapping pairs match only within this many box sizes (plus uncertainty)
 _SHRINK = 0.9  # a matched covered box keeps at least this fraction of last frame's size
@@ -92,8 +111,9 @@ class Track:
 class _Filter:
     """Mutable per-track state: a constant-velocity Kalman filter on (cx, cy, w, h) and bookkeeping."""
 
-    def __init__(self, track_id: int, det: Detection, time: float) -> None:
+    def __init__(self, track_id: int, det: Detection, time: float, coast: Coast = LIVE_COAST) -> None:
         cx, cy = det.box.center
+        self.coast = coast
         w, h = max(det.box.width, 1.0), max(det.box.height, 1.0)
         self.kf = kf = KalmanFilter(dim_x=8, dim_z=4)
         kf.H = np.hstack([np.eye(4), np.zeros((4, 4))])
@@ -167,7 +187,7 @@ class _Filter:
             # a fast head could do, so a one-off false detection does not blur the whole frame.
             # Scaled by the larger side: a face entering through the frame edge has a narrow,
             # clipped box whose width says little about how far the head can move.
-            cap = (_GROW0 + _MAX_SPEED * (time - self.last_hit)) * max(w, h)
+            cap = (self.coast.grow0 + self.coast.speed * (time - self.last_hit)) * max(w, h)
             hw = w / 2 + min(_K_SIGMA * (sx + sw / 2), cap)
             hh = h / 2 + min(_K_SIGMA * (sy + sh / 2), cap)
             box = Box.bounding((Box(cx - hw, cy - hh, cx + hw, cy + hh), self.det_box))
@@ -192,10 +212,12 @@ class Tracker:
     it was detected.
     """
 
-    def __init__(self, hold: float = 0.5) -> None:
+    def __init__(self, hold: float = 0.5, coast: Coast = LIVE_COAST) -> None:
         if not (isinstance(hold, (int, float)) and math.isfinite(hold) and hold >= 0):
             raise ValueError(f"hold must be a finite number of seconds >= 0, got {hold!r}")
         self.hold = float(hold)
+        #: How a coasting face's cover grows.
+        self.coast = coast
         self._tracks: list[_Filter] = []
         self._next_id = 1
         self._time: float | None = None
@@ -234,7 +256,7 @@ class Tracker:
                 # starts its own track (with backfill) once it moves out.
                 if any(dets[d].box.intersection(det.box) >= _DUPLICATE * det.box.area for _, d in pairs):
                     continue
-                self._tracks.append(_Filter(self._next_id, det, time))
+                self._tracks.append(_Filter(self._next_id, det, time, self.coast))
                 self._next_id += 1
         self._tracks = [t for t in self._tracks if time - t.last_hit <= self.hold + _EPS]
         for trk in self._tracks:
@@ -317,7 +339,9 @@ class TrackStage(Stage):
             raise ValueError(f"fps must be a positive number, got {fps!r}")
         self.config = config
         self.fps = float(fps)
-        self._tracker = Tracker(config.hold)
+        # With a look-ahead as long as the hold, a face found again is bridged over its whole gap.
+        bridged = config.lookahead >= config.hold > 0
+        self._tracker = Tracker(config.hold, FILE_COAST if bridged else LIVE_COAST)
         self._cuts = SceneCutDetector(cut_threshold) if cut_threshold is not None else None
         self._window: deque[_Held] = deque()
         self._max_held = math.ceil(config.lookahead * self.fps - 1e-9) + 1 if config.lookahead > 0 else 0
