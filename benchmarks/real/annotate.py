@@ -173,6 +173,36 @@ def cmd_propose(a: argparse.Namespace) -> None:
     print(f"{dst}: {len(truth.get('faces', truth.get('tracks', [])))} proposals")
 
 
+def cmd_candidates(a: argparse.Namespace) -> None:
+    """Second look for missed faces in a checked photo: CenterFace and streamguard thorough at
+    low thresholds on the picture upscaled ``--upscale`` times, minus every box already in the
+    truth. Written to drafts/ID.candidates.json for ``crops --candidates``; the ones that are
+    faces are then added to the truth by hand."""
+    m, p = _media(a.id)
+    truth = load_truth(m.id)
+    rgb = cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB)
+    big = cv2.resize(rgb, None, fx=a.upscale, fy=a.upscale, interpolation=cv2.INTER_CUBIC)
+    from streamguard.config import DetectConfig
+    from streamguard.detect import create_detector
+
+    det = create_detector(DetectConfig(preset="thorough", threshold=a.threshold))
+    boxes = [b[:4] for b in centerface([big])[0] if b[4] >= a.threshold]
+    boxes += [[d.box.x1, d.box.y1, d.box.x2, d.box.y2] for d in det.detect(big)]
+    known = [f["box"] for f in truth["faces"]]
+    found: list[list[float]] = []
+    for b in boxes:
+        b = [v / a.upscale for v in b]
+        cx, cy = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2
+        inside = any(k[0] <= cx <= k[2] and k[1] <= cy <= k[3] for k in known + found)
+        if not inside and b[3] - b[1] >= 8:
+            found.append([round(v, 1) for v in b])
+    DRAFTS.mkdir(parents=True, exist_ok=True)
+    out = DRAFTS / f"{m.id}.candidates.json"
+    out.write_text(json.dumps({"id": m.id, "kind": "photo", "size": truth["size"],
+                               "faces": [{"box": b} for b in found]}, indent=1))
+    print(f"{out}: {len(found)} candidates")
+
+
 def cmd_sheet(a: argparse.Namespace) -> None:
     """A video's keyframes side by side (3 a row, 2x), with the tracks' boxes (numbered by
     track id) and, thin and grey-numbered, the detector proposals of that frame."""
@@ -329,7 +359,10 @@ def cmd_crops(a: argparse.Namespace) -> None:
     numbered: to judge each face at a glance (is it a face, are eyes, nose or mouth visible)."""
     m, p = _media(a.id)
     draft = DRAFTS / f"{m.id}.json"
-    truth = load_truth(m.id) if (TRUTH / draft.name).exists() else json.loads(draft.read_text())
+    if a.candidates:
+        truth = json.loads((DRAFTS / f"{m.id}.candidates.json").read_text())
+    else:
+        truth = load_truth(m.id) if (TRUTH / draft.name).exists() else json.loads(draft.read_text())
     bgr = cv2.imread(str(p))
     h, w = bgr.shape[:2]
     tiles = []
@@ -353,7 +386,7 @@ def cmd_crops(a: argparse.Namespace) -> None:
         chunk = tiles[k:k + per_sheet]
         chunk += [np.zeros_like(chunk[0])] * (-len(chunk) % per_row)
         sheet = np.vstack([np.hstack(chunk[i:i + per_row]) for i in range(0, len(chunk), per_row)])
-        out = ANNOT_OUT / f"{m.id}_crops{k // per_sheet}.png"
+        out = ANNOT_OUT / f"{m.id}_{'cand' if a.candidates else 'crops'}{k // per_sheet}.png"
         cv2.imwrite(str(out), sheet)
         print(out)
 
@@ -380,9 +413,14 @@ def main() -> None:
     s = sub.add_parser("crops")
     s.add_argument("id")
     s.add_argument("--min-height", type=float, default=0)
+    s.add_argument("--candidates", action="store_true", help="the boxes `candidates` wrote")
+    s = sub.add_parser("candidates")
+    s.add_argument("id")
+    s.add_argument("--upscale", type=float, default=2.0)
+    s.add_argument("--threshold", type=float, default=0.15)
     a = p.parse_args()
     {"propose": cmd_propose, "wider": cmd_wider, "render": cmd_render, "crops": cmd_crops,
-     "sheet": cmd_sheet}[a.cmd](a)
+     "sheet": cmd_sheet, "candidates": cmd_candidates}[a.cmd](a)
 
 
 if __name__ == "__main__":
