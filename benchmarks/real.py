@@ -148,6 +148,9 @@ def _gif_to_mp4(src: Path, dst: Path) -> None:
         out.mux(vs.encode())
 
 
+_MISSING: set[str] = set()  # repositories already reported missing (one line each)
+
+
 def materialize(m: Media, media_dir: Path) -> Path | None:
     """The media file under ``media_dir``, read from its snapshot on first use; None if absent."""
     dst = media_dir / f"{m.id}{m.suffix}"
@@ -156,8 +159,10 @@ def materialize(m: Media, media_dir: Path) -> Path | None:
         return dst
     gd = git_dir(m.repo)
     if gd is None:
-        print(f"  {m.id}: snapshot of {m.repo} missing: bring it with the search tool's fetch verb "
-              f"(github:{m.repo}); skipped")
+        if m.repo not in _MISSING:
+            _MISSING.add(m.repo)
+            print(f"  snapshot of {m.repo} missing: bring it with the search tool's fetch verb "
+                  f"(github:{m.repo}); its files are skipped")
         return None
     r = subprocess.run(["git", "--git-dir", str(gd), "show", f"{m.commit}:{m.path}"], capture_output=True)
     if r.returncode != 0:
