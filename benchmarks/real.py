@@ -205,7 +205,8 @@ class Face:
 
     @property
     def height(self) -> float:
-        return self.box.height
+        """The face's own height: its box's width for a face lying on its side."""
+        return self.box.width if "sideways" in self.tags else self.box.height
 
 
 def _box(v: list[float]) -> Box:
@@ -271,12 +272,12 @@ def count_frames(path: Path) -> int:
 # ------------------------------------------------------------------ evaluator
 
 
-def band_pass(gray: np.ndarray, box: Box) -> np.ndarray | None:
+def band_pass(gray: np.ndarray, box: Box, size: float | None = None) -> np.ndarray | None:
     """The face's detail: grey minus its Gaussian (sigma = height / 8), inside the box shrunk
     by INNER_MARGIN a side. Filtered on a patch reaching 3 sigma beyond the box, so the cut edge
     of the patch does not leak into it. None when the box is (nearly) outside the picture."""
     h, w = gray.shape[:2]
-    sigma = max(1.0, box.height / 8)
+    sigma = max(1.0, (size or box.height) / 8)
     pad = 3 * sigma
     outer = Box(box.x1 - pad, box.y1 - pad, box.x2 + pad, box.y2 + pad).clipped(w, h)
     ox1, oy1, ox2, oy2 = outer.as_int()
@@ -289,9 +290,11 @@ def band_pass(gray: np.ndarray, box: Box) -> np.ndarray | None:
     return bp[iy1 - oy1:iy2 - oy1, ix1 - ox1:ix2 - ox1]
 
 
-def face_scores(orig: np.ndarray, out: np.ndarray, box: Box) -> tuple[float, float]:
-    """(r, e): correlation of the band-passes and their std ratio output/original."""
-    a, b = band_pass(orig, box), band_pass(out, box)
+def face_scores(orig: np.ndarray, out: np.ndarray, box: Box,
+                size: float | None = None) -> tuple[float, float]:
+    """(r, e): correlation of the band-passes and their std ratio output/original; ``size``:
+    the face's own height when it is not the box's (a face lying on its side)."""
+    a, b = band_pass(orig, box, size), band_pass(out, box, size)
     if a is None or b is None:
         return 0.0, 0.0
     a, b = a - a.mean(), b - b.mean()
@@ -392,7 +395,7 @@ def evaluate(m: Media, src: Path, out: Path, tool: str) -> FileResult:
         b = _fit(b, a.shape)
         for j, f in enumerate(faces):
             if not f.ignore:
-                r, e = face_scores(a, b, f.box)
+                r, e = face_scores(a, b, f.box, f.height)
                 res.faces.append(FaceResult(m.id, i, j, f, r, e))
         c, fa, pa = over_cover(a, b, faces, regions)
         res.changed_outside += c

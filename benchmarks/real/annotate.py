@@ -121,9 +121,29 @@ def merge(sources: dict[str, list[list[float]]]) -> list[dict]:
     return keep
 
 
-def propose_photo(rgb: np.ndarray) -> list[dict]:
-    return merge({"centerface": centerface([rgb])[0], "streamguard": streamguard_boxes(rgb),
-                  "haar": haar(rgb)})
+def _turned(boxes: list[list[float]], k: int, width: int, height: int) -> list[list[float]]:
+    """Boxes found on ``np.rot90(image, k)`` mapped back onto the image (``width`` x ``height``
+    of the turned image), score kept."""
+    from streamguard.types import Box
+
+    out = []
+    for b in boxes:
+        m = Box(*b[:4]).rotated(360 - 90 * k, width, height)
+        out.append([m.x1, m.y1, m.x2, m.y2, *b[4:]])
+    return out
+
+
+def propose_photo(rgb: np.ndarray, rotations: bool = False) -> list[dict]:
+    """Proposals on the picture; with ``rotations`` also on it turned by 90, 180 and 270
+    degrees (faces lying sideways or upside down, which upright detectors miss)."""
+    sources = {"centerface": centerface([rgb])[0], "streamguard": streamguard_boxes(rgb), "haar": haar(rgb)}
+    if rotations:
+        for k in (1, 2, 3):
+            turned = np.ascontiguousarray(np.rot90(rgb, k))
+            th, tw = turned.shape[:2]
+            sources["centerface"] += _turned(centerface([turned])[0], k, tw, th)
+            sources["streamguard"] += _turned(streamguard_boxes(turned), k, tw, th)
+    return merge(sources)
 
 
 def _media(mid: str):
@@ -151,7 +171,7 @@ def cmd_propose(a: argparse.Namespace) -> None:
         sys.exit(f"{dst} exists (--force to replace)")
     if m.kind == "photo":
         rgb = cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB)
-        faces = propose_photo(rgb)
+        faces = propose_photo(rgb, a.rotations)
         truth = {"id": m.id, "kind": "photo", "size": [rgb.shape[1], rgb.shape[0]],
                  "annotation": "proposals (centerface, streamguard thorough, haar), not yet checked",
                  "faces": faces}
@@ -396,6 +416,8 @@ def main() -> None:
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("propose")
     s.add_argument("id")
+    s.add_argument("--rotations", action="store_true",
+                   help="photos: also look on the picture turned by 90, 180 and 270 degrees")
     s.add_argument("--force", action="store_true")
     s = sub.add_parser("wider")
     s.add_argument("id")
