@@ -757,7 +757,8 @@ def main(argv: list[str] | None = None) -> None:
     if "--" in argv:
         i = argv.index("--")
         argv, passthrough = argv[:i], argv[i + 1:]
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(description=__doc__.split("\n\nMedia:")[0],
+                                epilog="Arguments after -- go to streamguard (e.g. -- --detection fast).",
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("command", nargs="?", default="run", choices=["run", "fetch", "selfcheck"])
     p.add_argument("--only", help="comma-separated media ids")
