@@ -474,6 +474,21 @@ def report(by_tool: dict[str, list[FileResult]], out: Path, verbose: bool, heade
                 cells.append(f"{x}/{n} ({100.0 * x / n:.1f} %)" if n else "-")
             lines.append(f"| {key} | " + " | ".join(cells) + " |")
         lines.append("")
+    # By kind, for the detector work: which situations leak (faces of 16 px and more, where
+    # size alone is no excuse; "plain" = no tag).
+    tags = sorted({t for r in by_tool.values() for fr in r for f in fr.faces for t in f.face.tags}
+                  | {"plain"})
+    lines += ["### exposed faces >= 16 px by kind (photos and video face-frames)", "",
+              "| kind | " + " | ".join(tools) + " |", "|---|" + "---|" * len(tools)]
+    for tag in tags:
+        cells = []
+        for t in tools:
+            fs = [f for fr in by_tool[t] for f in fr.faces if f.face.height >= EXPOSED_CROP_MIN
+                  and (tag in f.face.tags or (tag == "plain" and not f.face.tags))]
+            x = sum(f.exposed for f in fs)
+            cells.append(f"{x}/{len(fs)}" if fs else "-")
+        lines.append(f"| {tag} | " + " | ".join(cells) + " |")
+    lines.append("")
     lines += ["### over-cover (changed outside every ground-truth head)", "",
               "| | " + " | ".join(f"{t} x face area | {t} % picture" for t in tools) + " |",
               "|---|" + "---|---|" * len(tools)]
