@@ -121,9 +121,29 @@ def merge(sources: dict[str, list[list[float]]]) -> list[dict]:
     return keep
 
 
-def propose_photo(rgb: np.ndarray) -> list[dict]:
-    return merge({"centerface": centerface([rgb])[0], "streamguard": streamguard_boxes(rgb),
-                  "haar": haar(rgb)})
+def _turned(boxes: list[list[float]], k: int, width: int, height: int) -> list[list[float]]:
+    """Boxes found on ``np.rot90(image, k)`` mapped back onto the image (``width`` x ``height``
+    of the turned image), score kept."""
+    from streamguard.types import Box
+
+    out = []
+    for b in boxes:
+        m = Box(*b[:4]).rotated(360 - 90 * k, width, height)
+        out.append([m.x1, m.y1, m.x2, m.y2, *b[4:]])
+    return out
+
+
+def propose_photo(rgb: np.ndarray, rotations: bool = False) -> list[dict]:
+    """Proposals on the picture; with ``rotations`` also on it turned by 90, 180 and 270
+    degrees (faces lying sideways or upside down, which upright detectors miss)."""
+    sources = {"centerface": centerface([rgb])[0], "streamguard": streamguard_boxes(rgb), "haar": haar(rgb)}
+    if rotations:
+        for k in (1, 2, 3):
+            turned = np.ascontiguousarray(np.rot90(rgb, k))
+            th, tw = turned.shape[:2]
+            sources["centerface"] += _turned(centerface([turned])[0], k, tw, th)
+            sources["streamguard"] += _turned(streamguard_boxes(turned), k, tw, th)
+    return merge(sources)
 
 
 def _media(mid: str):
@@ -151,7 +171,7 @@ def cmd_propose(a: argparse.Namespace) -> None:
         sys.exit(f"{dst} exists (--force to replace)")
     if m.kind == "photo":
         rgb = cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB)
-        faces = propose_photo(rgb)
+        faces = propose_photo(rgb, a.rotations)
         truth = {"id": m.id, "kind": "photo", "size": [rgb.shape[1], rgb.shape[0]],
                  "annotation": "proposals (centerface, streamguard thorough, haar), not yet checked",
                  "faces": faces}
@@ -171,6 +191,36 @@ def cmd_propose(a: argparse.Namespace) -> None:
                  "tracks": [], "proposals": proposals}
     dst.write_text(json.dumps(truth, indent=1))
     print(f"{dst}: {len(truth.get('faces', truth.get('tracks', [])))} proposals")
+
+
+def cmd_candidates(a: argparse.Namespace) -> None:
+    """Second look for missed faces in a checked photo: CenterFace and streamguard thorough at
+    low thresholds on the picture upscaled ``--upscale`` times, minus every box already in the
+    truth. Written to drafts/ID.candidates.json for ``crops --candidates``; the ones that are
+    faces are then added to the truth by hand."""
+    m, p = _media(a.id)
+    truth = load_truth(m.id)
+    rgb = cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB)
+    big = cv2.resize(rgb, None, fx=a.upscale, fy=a.upscale, interpolation=cv2.INTER_CUBIC)
+    from streamguard.config import DetectConfig
+    from streamguard.detect import create_detector
+
+    det = create_detector(DetectConfig(preset="thorough", threshold=a.threshold))
+    boxes = [b[:4] for b in centerface([big])[0] if b[4] >= a.threshold]
+    boxes += [[d.box.x1, d.box.y1, d.box.x2, d.box.y2] for d in det.detect(big)]
+    known = [f["box"] for f in truth["faces"]]
+    found: list[list[float]] = []
+    for b in boxes:
+        b = [v / a.upscale for v in b]
+        cx, cy = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2
+        inside = any(k[0] <= cx <= k[2] and k[1] <= cy <= k[3] for k in known + found)
+        if not inside and b[3] - b[1] >= 8:
+            found.append([round(v, 1) for v in b])
+    DRAFTS.mkdir(parents=True, exist_ok=True)
+    out = DRAFTS / f"{m.id}.candidates.json"
+    out.write_text(json.dumps({"id": m.id, "kind": "photo", "size": truth["size"],
+                               "faces": [{"box": b} for b in found]}, indent=1))
+    print(f"{out}: {len(found)} candidates")
 
 
 def cmd_sheet(a: argparse.Namespace) -> None:
@@ -329,7 +379,10 @@ def cmd_crops(a: argparse.Namespace) -> None:
     numbered: to judge each face at a glance (is it a face, are eyes, nose or mouth visible)."""
     m, p = _media(a.id)
     draft = DRAFTS / f"{m.id}.json"
-    truth = load_truth(m.id) if (TRUTH / draft.name).exists() else json.loads(draft.read_text())
+    if a.candidates:
+        truth = json.loads((DRAFTS / f"{m.id}.candidates.json").read_text())
+    else:
+        truth = load_truth(m.id) if (TRUTH / draft.name).exists() else json.loads(draft.read_text())
     bgr = cv2.imread(str(p))
     h, w = bgr.shape[:2]
     tiles = []
@@ -353,7 +406,7 @@ def cmd_crops(a: argparse.Namespace) -> None:
         chunk = tiles[k:k + per_sheet]
         chunk += [np.zeros_like(chunk[0])] * (-len(chunk) % per_row)
         sheet = np.vstack([np.hstack(chunk[i:i + per_row]) for i in range(0, len(chunk), per_row)])
-        out = ANNOT_OUT / f"{m.id}_crops{k // per_sheet}.png"
+        out = ANNOT_OUT / f"{m.id}_{'cand' if a.candidates else 'crops'}{k // per_sheet}.png"
         cv2.imwrite(str(out), sheet)
         print(out)
 
@@ -363,6 +416,8 @@ def main() -> None:
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("propose")
     s.add_argument("id")
+    s.add_argument("--rotations", action="store_true",
+                   help="photos: also look on the picture turned by 90, 180 and 270 degrees")
     s.add_argument("--force", action="store_true")
     s = sub.add_parser("wider")
     s.add_argument("id")
@@ -380,9 +435,14 @@ def main() -> None:
     s = sub.add_parser("crops")
     s.add_argument("id")
     s.add_argument("--min-height", type=float, default=0)
+    s.add_argument("--candidates", action="store_true", help="the boxes `candidates` wrote")
+    s = sub.add_parser("candidates")
+    s.add_argument("id")
+    s.add_argument("--upscale", type=float, default=2.0)
+    s.add_argument("--threshold", type=float, default=0.15)
     a = p.parse_args()
     {"propose": cmd_propose, "wider": cmd_wider, "render": cmd_render, "crops": cmd_crops,
-     "sheet": cmd_sheet}[a.cmd](a)
+     "sheet": cmd_sheet, "candidates": cmd_candidates}[a.cmd](a)
 
 
 if __name__ == "__main__":
