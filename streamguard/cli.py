@@ -80,8 +80,8 @@ def add_anonymize_options(p: argparse.ArgumentParser) -> None:
         "--threshold",
         type=_unit_float,
         default=_DEFAULTS.detect.threshold,
-        help="detector confidence threshold, 0-1 (default: each model's own, 0.5 short-range "
-        "and 0.6 full-range); lower finds more faces and blurs more that are not",
+        help="detector confidence threshold, 0-1 (default: video 0.5 short-range and 0.6 full-range, "
+        "photos 0.35 and 0.45); lower finds more faces and blurs more that are not",
     )
     g.add_argument("--boxes", action="store_true", help="draw outlines of the covered regions")
     g.add_argument(

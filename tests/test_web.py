@@ -614,31 +614,23 @@ def _events_status(c: Client, job_id: str) -> tuple[int, bytes]:
         conn.close()
 
 
+def _serve_process(*args: str) -> tuple[subprocess.Popen, str]:
+    """``streamguard serve --port 0 ARGS`` as a user starts it, and the URL it prints."""
+    proc = subprocess.Popen([sys.executable, "-m", "streamguard", "serve", "--port", "0", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    if not line.startswith("streamguard: serving on http://127.0.0.1:"):
+        proc.kill()
+        proc.wait(timeout=20)
+        raise AssertionError(line + proc.stderr.read())
+    return proc, line.split()[3]
+
+
 def test_serve_command_prints_url_and_cleans_up_on_sigterm(tmp_path, photo):
     """``streamguard serve`` as a user runs it: URL printed, answers, SIGTERM deletes everything."""
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamguard",
-            "serve",
-            "--port",
-            "0",
-            "--workdir",
-            str(tmp_path),
-            "--detection",
-            "fast",
-            "--allowed-host",
-            "photos.example",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc, url = _serve_process("--workdir", str(tmp_path), "--detection", "fast",
+                               "--allowed-host", "photos.example")
     try:
-        line = proc.stdout.readline()
-        assert line.startswith("streamguard: serving on http://127.0.0.1:"), line + proc.stderr.read()
-        url = line.split()[3]
         c = Client(url)
         status, config = c.json("GET", "/api/config")
         assert status == 200 and config["defaults"]["detection"] == "fast"
@@ -668,16 +660,9 @@ def test_bad_allowed_host_is_a_usage_error(capsys):
 
 
 def test_folders_left_by_a_killed_server_are_swept_at_start(serve, tmp_path, photo):
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamguard", "serve", "--port", "0", "--workdir", str(tmp_path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc, url = _serve_process("--workdir", str(tmp_path))
     try:
-        line = proc.stdout.readline()
-        assert line.startswith("streamguard: serving on "), line + proc.stderr.read()
-        status, job = Client(line.split()[3]).upload(photo[0], "photo.jpg")
+        status, job = Client(url).upload(photo[0], "photo.jpg")
         assert status == 201, job
     finally:
         proc.kill()  # SIGKILL: no clean-up of its own
