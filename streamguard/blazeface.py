@@ -153,9 +153,11 @@ class BlazeFace:
         (the eye line's angle, y down), best first."""
         return self.detect_peak(image)[0]
 
-    def detect_peak(self, image: np.ndarray) -> tuple[list[tuple[Detection, float]], float]:
+    def detect_peak(self, image: np.ndarray,
+                    min_score: float | None = None) -> tuple[list[tuple[Detection, float]], float]:
         """:meth:`detect_rolled`, and the best score any anchor had, found or not: how face-like
-        the most face-like spot of the image looked to the model."""
+        the most face-like spot of the image looked to the model. ``min_score`` replaces the
+        model's threshold for this call."""
         h, w = image.shape[:2]
         if h < 2 or w < 2:
             return [], 0.0
@@ -179,7 +181,8 @@ class BlazeFace:
         # only the rows kept need clipping (np.clip over all 896-2304 cost ~50 us a call).
         peak = float(1 / (1 + math.exp(-min(max(float(logits.max()), -SCORE_CLIP), SCORE_CLIP))))
         # sigmoid(x) >= p  <=>  x >= logit(p): filter before any arithmetic on 896-2304 rows.
-        hit = np.flatnonzero(logits >= self._min_logit)
+        min_logit = self._min_logit if min_score is None else math.log(min_score / (1 - min_score))
+        hit = np.flatnonzero(logits >= min_logit)
         if not len(hit):
             return [], peak
         raw = self._interpreter.get_tensor(self._raw)[0, hit]

@@ -90,12 +90,14 @@ class BlazeFaceDetector:
         """Faces with their roll in degrees: the eye line's angle (y down), from the keypoints."""
         return self.detect_peak(image)[0]
 
-    def detect_peak(self, image: np.ndarray) -> tuple[list[tuple[Detection, float]], float]:
-        """:meth:`detect_rolled` and the best score of any anchor, found or not."""
+    def detect_peak(self, image: np.ndarray,
+                    min_score: float | None = None) -> tuple[list[tuple[Detection, float]], float]:
+        """:meth:`detect_rolled` and the best score of any anchor, found or not; ``min_score``
+        replaces the threshold for this call."""
         if self._impl is None:
             raise ModelError("the face detector was closed")
         with self._lock:
-            return self._impl.detect_peak(image)
+            return self._impl.detect_peak(image, min_score)
 
     def close(self) -> None:
         impl, self._impl = getattr(self, "_impl", None), None

@@ -130,12 +130,17 @@ _STILL_SCORES = (0.35, 0.45)
 
 
 _TURNS = (90.0, 180.0, 270.0)
+# Video turns only the levels of faces from 160 px (1080p): turning the 80-160 px level too (8
+# full-range tiles a turn) took balanced at 1080p to 133 CPU ms a frame, against 120 without it
+# and 110 with no turns (benchmarks/speed.py), and on a generated clip faces lying down were
+# covered from 100 px up without it (upright tiles find some; a face once found is followed in a
+# turned crop).
 
 PRESETS: dict[str, Preset] = {
-    "fast": Preset(min_face=32, models=("short", "full"), turns=_TURNS, turn_min_face=128,
+    "fast": Preset(min_face=32, models=("short", "full"), turns=_TURNS, turn_min_face=160,
                    still=Preset(min_face=16, models=("short", "full"), turns=_TURNS, turn_min_face=64,
                                 scaled=False, scores=_STILL_SCORES)),
-    "balanced": Preset(min_face=20, models=("short", "full"), turns=_TURNS, turn_min_face=80,
+    "balanced": Preset(min_face=20, models=("short", "full"), turns=_TURNS, turn_min_face=160,
                        still=Preset(min_face=10, models=("short", "short", "full"), max_upscale=2.0,
                                     angles=(-35.0, 35.0), angle_min_face=48, turns=_TURNS,
                                     turn_min_face=48, scaled=False, scores=_STILL_SCORES)),
@@ -605,13 +610,11 @@ class TiledDetector:
                 # Short levels: pad to a full square so the model sees the level's scale.
                 crop = cv2.copyMakeBorder(crop, 0, lv.size - crop.shape[0], 0, lv.size - crop.shape[1],
                                           cv2.BORDER_CONSTANT, value=(0, 0, 0))
-            found, peak = self._model(lv.model, worker).detect_peak(np.ascontiguousarray(crop))
+            found, peak = self._model(lv.model, worker).detect_peak(np.ascontiguousarray(crop), lv.min_score)
             if peaks is not None and lv.index >= 0:
                 peaks[t.key] = peak
             for det, roll in found:
                 box, score = det.box, det.score
-                if score < lv.min_score:
-                    continue
                 if box.height > 2 * lv.max_face * lv.scale:
                     # A face this big is a coarser level's job; the short-range model on a
                     # small tile calls big blurred blobs faces (0.5-0.7).
@@ -644,9 +647,9 @@ class TiledDetector:
             m = np.array([[sc / pre, 0, size / 2 - cx * sc], [0, sc / pre, size / 2 - cy * sc]])
             crop = cv2.warpAffine(src, m, (size, size), flags=cv2.INTER_LINEAR,
                                   borderMode=cv2.BORDER_REFLECT_101)
-            for d in self._model(name).detect(np.ascontiguousarray(np.rot90(crop, turns))):
-                if d.score < self.score(name, still):
-                    continue
+            found, _ = self._model(name).detect_peak(np.ascontiguousarray(np.rot90(crop, turns)),
+                                                     self.score(name, still))
+            for d, _ in found:
                 b = d.box.rotated(360 - 90 * turns, size, size)  # back into the crop as cut
                 if Box.from_center(cx + (b.center[0] - size / 2) / sc, cy + (b.center[1] - size / 2) / sc,
                                    b.width / sc, b.height / sc).iou(box) > 0.25:
@@ -657,9 +660,8 @@ class TiledDetector:
     def _model(self, name: str, worker: int = 0) -> BlazeFaceDetector:
         models = self._models[worker]
         if name not in models:
-            # The lower of the video and photo plans' scores: each level drops what scores under its own.
-            models[name] = BlazeFaceDetector(threshold=min(self.score(name), self.score(name, True)),
-                                             model=name)
+            # Calls from the tiles pass their plan's score (photos keep lower ones than video).
+            models[name] = BlazeFaceDetector(threshold=self.score(name), model=name)
         return models[name]
 
     @staticmethod
