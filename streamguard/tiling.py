@@ -117,6 +117,7 @@ class Preset:
     still: Preset | None = None
 
     def score(self, model: str) -> float:
+        """The minimum score of ``model`` ("short" or "full")."""
         return self.scores[0] if model == "short" else self.scores[1]
 
 
@@ -395,15 +396,15 @@ class TiledDetector:
 
     def _size_factor(self, width: int, height: int, still: bool) -> float:
         # Video preset sizes are for 1080p; they scale with the frame so 4K costs about what
-        # 1080p does, and below 720p they shrink (to half at most) so a small video, whose
-        # faces are small too, is searched as finely as 720p costs.
+        # 1080p does, and below 720p they shrink (to 0.6x at most) so a small video, whose
+        # faces are small too, is searched about as finely as 720p costs.
         if not self._preset(still).scaled:
             return 1.0
         short = min(width, height)
         return max(1.0, short / 1080) if short >= SMALL_VIDEO else max(0.6, short / SMALL_VIDEO)
 
     def _upscale(self, width: int, height: int, still: bool) -> float:
-        """Largest upscale of the frame: the preset's, and up to 2x for videos under 720p."""
+        """Largest upscale of the frame: the preset's, and up to 1.6x for videos under 720p."""
         p = self._preset(still)
         short = min(width, height)
         if not p.scaled or short >= SMALL_VIDEO:
