@@ -56,8 +56,6 @@ LIVE_COAST = Coast(grow0=0.25, speed=5.0)
 #: growth, a face lost for 0.5 s was covered 6.5x as wide; on real clips (a shop aisle, a
 #: classroom: benchmarks/real.py) such boxes blurred 2-20x the faces' own area around them.
 FILE_COAST = Coast(grow0=0.1, speed=0.75)
-_MAX_SPEED = LIVE_COAST.speed  # box sizes/s: how far a coasting face is searched for (matching)
-_GROW0 = LIVE_COAST.grow0
 _DUPLICATE = 0.7  # share of an unmatched box inside a matched one that makes it a duplicate
 _GATE = 1.0  # non-overlapping pairs match only within this many box sizes (plus uncertainty)
 _SHRINK = 0.9  # a matched covered box keeps at least this fraction of last frame's size
@@ -286,10 +284,10 @@ class Tracker:
             pred = trk.predicted_box()
             pcx, pcy = pred.center
             sx, sy, _, _ = trk.position_std()
-            # The gate widens with the filter's uncertainty (capped as the covered box is) so a
-            # coasting face is found again.
+            # The gate widens with the filter's uncertainty so a coasting face is found again,
+            # capped at how far a fast head could go (the live growth, in files too).
             size = (pred.width + pred.height) / 2
-            cap = (_GROW0 + _MAX_SPEED * (time - trk.last_hit)) * size
+            cap = (LIVE_COAST.grow0 + LIVE_COAST.speed * (time - trk.last_hit)) * size
             norm = max(size + min(_K_SIGMA * math.hypot(sx, sy), cap), 1.0)
             for j, det in enumerate(dets):
                 iou = pred.iou(det.box)
