@@ -263,8 +263,9 @@ def ground_truth(scene: synth.Scene, index: int, rendered: list[Box]) -> list[Fa
 def _cache_key(scene: synth.Scene, preset: str) -> str:
     h = hashlib.sha256(repr(scene).encode())
     h.update(f"{preset} {DetectConfig().threshold} {metadata.version('ai-edge-litert')}".encode())
-    for name in ("detect.py", "tiling.py"):  # a detector change invalidates the cache
-        h.update((ROOT / "streamguard" / name).read_bytes())
+    # A detector change invalidates the cache.
+    for path in sorted((ROOT / "streamguard" / "detect").glob("*.py")):
+        h.update(path.read_bytes())
     return h.hexdigest()[:20]
 
 

@@ -11,10 +11,7 @@ __version__ = "0.1.0"
 from .api import anonymize_file, anonymize_image, anonymize_video, build_stages, default_output
 from .config import AnonymizeConfig, Config, DetectConfig, EncodeConfig, TrackConfig
 from .errors import Cancelled, DeviceError, InputError, ModelError, OutputError, StreamguardError
-from .threads import quiet_native_pools
 from .types import Box, Detection, Frame, Region, Stage
-
-quiet_native_pools()
 
 __all__ = [
     "__version__",

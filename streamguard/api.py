@@ -12,14 +12,19 @@ from typing import Any
 
 from .anonymize import Anonymizer
 from .config import Config
-from .detect import DetectionsToRegions, DetectStage, FaceDetector, create_detector
+from .detect import (
+    DetectionsToRegions,
+    DetectStage,
+    FaceDetector,
+    SweepDetectStage,
+    TiledDetector,
+    create_detector,
+)
 from .errors import InputError
 from .images import IMAGE_SUFFIXES, load_image, output_format, save_image
 from .pipeline import Pipeline, RunStats
 from .sinks import AtomicPath, VideoFileSink, require_protected
 from .sources import VideoFileSource, VideoInfo
-from .sweep import SweepDetectStage
-from .tiling import TiledDetector
 from .types import Frame, Stage
 
 __all__ = [

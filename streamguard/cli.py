@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING
 
 from . import __version__
 from .api import anonymize_image, anonymize_video, default_output, is_image
-from .config import PRESETS, AnonymizeConfig, Config, DetectConfig, EncodeConfig, TrackConfig
-from .errors import Cancelled, InputError, StreamguardError
+from .config import MODES, PRESETS, AnonymizeConfig, Config, DetectConfig, EncodeConfig, TrackConfig
+from .errors import Cancelled, InputError, StreamguardError, UsageError
 
 if TYPE_CHECKING:
     from .batch import BatchItem, BatchResult
@@ -62,7 +62,7 @@ def add_anonymize_options(p: argparse.ArgumentParser) -> None:
     """Options shared by every front end that anonymizes (files, live)."""
     g = p.add_argument_group("anonymization")
     g.add_argument(
-        "--mode", choices=("blur", "pixelate", "solid"), default="blur", help="how faces are covered"
+        "--mode", choices=MODES, default="blur", help="how faces are covered"
     )
     g.add_argument(
         "--strength",
@@ -200,10 +200,6 @@ def config_from_args(args: argparse.Namespace) -> Config:
         )
     except ValueError as e:
         raise UsageError(str(e)) from e
-
-
-class UsageError(Exception):
-    pass
 
 
 @contextmanager

@@ -8,6 +8,8 @@ from typing import Literal
 __all__ = ["DetectConfig", "TrackConfig", "AnonymizeConfig", "EncodeConfig", "Config"]
 
 Mode = Literal["blur", "pixelate", "solid"]
+#: How faces are covered, and how hard the detector looks: the one place these names are spelled.
+MODES: tuple[Mode, ...] = ("blur", "pixelate", "solid")
 PRESETS = ("fast", "balanced", "thorough")
 
 
@@ -67,7 +69,7 @@ class AnonymizeConfig:
     boxes: bool = False
 
     def __post_init__(self) -> None:
-        if self.mode not in ("blur", "pixelate", "solid"):
+        if self.mode not in MODES:
             raise ValueError(f"mode must be blur, pixelate or solid, got {self.mode!r}")
         if self.strength <= 0:
             raise ValueError(f"strength must be > 0, got {self.strength}")

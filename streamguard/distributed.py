@@ -55,7 +55,7 @@ from .chunks import (
 )
 from .config import Config
 from .detect import FaceDetector, create_detector
-from .errors import Cancelled, InputError, StreamguardError
+from .errors import Cancelled, ClusterError, InputError, StreamguardError
 
 __all__ = [
     "WorkerOptions",
@@ -79,12 +79,6 @@ log = logging.getLogger(__name__)
 #: path) and the marker absent creates the marker and kills its own process (SIGKILL) halfway
 #: through the chunk, as a crashed or preempted node would.
 KILL_ONCE_ENV = "STREAMGUARD_TEST_KILL_ONCE"
-
-
-class ClusterError(StreamguardError):
-    """The Ray cluster could not be reached or used."""
-
-    exit_code = 7
 
 
 def cpu_count() -> int:
@@ -173,7 +167,7 @@ def _detector(config: Config, threads: int) -> FaceDetector:
         if not _DETECTORS:
             atexit.register(_close_detectors)
         if threads:
-            from .tiling import TiledDetector
+            from .detect import TiledDetector
 
             d = config.detect
             _DETECTORS[key] = TiledDetector(
@@ -208,8 +202,8 @@ def _setup_process(options: WorkerOptions) -> None:
     if _SETUP_DONE:
         return
     _SETUP_DONE = True
-    # OpenCV stays at the one thread importing streamguard set (threads.quiet_native_pools): a
-    # pool of more spins between calls, whatever the worker's share of the cores.
+    # OpenCV runs at one thread while a pipeline runs (threads.quiet_native_pools): a pool of
+    # more spins between calls, whatever the worker's share of the cores.
     if options.pin and options.claim_dir and hasattr(os, "sched_setaffinity"):
         _claim_core(options.claim_dir)
 

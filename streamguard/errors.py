@@ -2,11 +2,18 @@
 
 ::
 
-    StreamguardError      one line, names the file
-    ├── InputError        cannot open/decode, unsupported input        exit 3
-    ├── OutputError       exists (no --overwrite), cannot write/encode exit 4
-    ├── ModelError        detector model missing or broken             exit 5
-    └── DeviceError       camera or virtual camera unavailable         exit 6
+    Exception
+    ├── StreamguardError          one line, names the file
+    │   ├── InputError            cannot open/decode, unsupported input        exit 3
+    │   ├── OutputError           exists (no --overwrite), cannot write/encode exit 4
+    │   ├── ModelError            detector model missing or broken             exit 5
+    │   ├── DeviceError           camera or virtual camera unavailable         exit 6
+    │   └── ClusterError          the Ray cluster cannot be reached or used    exit 7
+    ├── UsageError                bad command-line options                      exit 2
+    ├── Cancelled                 Ctrl-C, SIGTERM, a client gone               exit 130
+    ├── JobError                  a web request that cannot be served (has an HTTP status)
+    └── RuntimeError
+        └── UnprotectedFrameError a frame reached a sink unanonymized: a bug, never written
 
 Anything else raised inside streamguard is a bug: the CLI keeps its traceback
 and exits 1.
@@ -23,7 +30,11 @@ __all__ = [
     "OutputError",
     "ModelError",
     "DeviceError",
+    "ClusterError",
+    "UsageError",
     "Cancelled",
+    "JobError",
+    "UnprotectedFrameError",
     "existing_file",
 ]
 
@@ -60,6 +71,29 @@ class DeviceError(StreamguardError):
     """A camera or virtual camera is unavailable."""
 
     exit_code = 6
+
+
+class ClusterError(StreamguardError):
+    """The Ray cluster could not be reached or used."""
+
+    exit_code = 7
+
+
+class UsageError(Exception):
+    """The command-line options are wrong (argparse's own errors exit 2 the same way)."""
+
+
+class JobError(Exception):
+    """A request about web jobs that cannot be served; ``status`` is the HTTP status to answer."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class UnprotectedFrameError(RuntimeError):
+    """A frame reached a sink without passing the anonymizer (a bug; never written)."""
 
 
 class Cancelled(Exception):

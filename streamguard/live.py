@@ -56,11 +56,9 @@ import numpy as np
 from .anonymize import Anonymizer, curtain
 from .cameras import LiveSource
 from .config import Config, DetectConfig
-from .detect import FaceDetector, create_detector, detect_upright
+from .detect import FaceDetector, SweepDetectStage, TiledDetector, create_detector, detect_upright
 from .motion import block_means, changed_boxes
 from .scenecut import SceneCutDetector
-from .sweep import SweepDetectStage
-from .tiling import TiledDetector
 from .track import Track, Tracker, to_near_edges
 from .types import Box, Frame, Region, RegionSource
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .errors import Cancelled
+from .threads import quiet_native_pools
 from .types import Frame, Stage
 
 __all__ = ["Pipeline", "RunStats", "Sink"]
@@ -179,6 +180,10 @@ class Pipeline:
     def run(self) -> RunStats:
         """Run to the end of the stream. Re-raises the first error of any thread;
         raises :class:`Cancelled` if ``stop`` was set. Every thread has ended when it returns."""
+        with quiet_native_pools():
+            return self._run()
+
+    def _run(self) -> RunStats:
         t0 = time.perf_counter()
         threads = [
             threading.Thread(target=fn, name=f"streamguard-{fn.__name__.strip('_')}", daemon=True)

@@ -17,7 +17,7 @@ import av.error
 
 from .colour import from_frame
 from .config import EncodeConfig
-from .errors import InputError, OutputError
+from .errors import InputError, OutputError, UnprotectedFrameError
 from .sources import VideoInfo, _why, open_input
 from .types import Frame
 
@@ -27,10 +27,6 @@ log = logging.getLogger(__name__)
 
 #: Stream metadata that says nothing about who, where or with what device.
 _SAFE_STREAM_TAGS = ("language", "title")
-
-
-class UnprotectedFrameError(RuntimeError):
-    """A frame reached a sink without passing the anonymizer (a bug; never written)."""
 
 
 def require_protected(frame: Frame) -> None:

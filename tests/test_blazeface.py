@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from streamguard import blazeface
-from streamguard.blazeface import DEFAULT_THRESHOLD, MODELS, BlazeFace
+from streamguard.detect import blazeface
+from streamguard.detect.blazeface import DEFAULT_THRESHOLD, MODELS, BlazeFace
 from streamguard.errors import ModelError
 from streamguard.synth import FaceTrack, Scene, background, load_faces, paste_face, render
 from streamguard.types import Box

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from streamguard import anonymize_image, anonymize_video, synth
-from streamguard.tiling import TiledDetector
+from streamguard.detect import TiledDetector
 from streamguard.types import Box
 
 from .pixels import decode_rgb, face_similarity

@@ -7,9 +7,9 @@ from fractions import Fraction
 
 import pytest
 
-from streamguard.sweep import SweepDetectStage
+from streamguard.detect import Tile, TiledDetector
+from streamguard.detect.sweep import SweepDetectStage
 from streamguard.synth import background, load_faces, paste_face
-from streamguard.tiling import Tile, TiledDetector
 from streamguard.types import Box, Frame
 
 
@@ -132,7 +132,7 @@ def test_a_big_known_face_is_followed_in_its_own_crop(tiled):
 def test_change_inside_a_known_head_does_not_count():
     """A known face moving in place (talking, nodding) does not make the tiles over it run
     again; the same change beside it does."""
-    from streamguard.sweep import ChangeMap
+    from streamguard.detect.sweep import ChangeMap
 
     still = background(640, 360, seed=4)
     tile = Tile(0, 0, 0, Box(0, 0, 320, 320))

@@ -7,8 +7,7 @@ import pytest
 
 from streamguard import synth
 from streamguard.config import DetectConfig
-from streamguard.detect import create_detector
-from streamguard.tiling import PRESETS, TiledDetector
+from streamguard.detect import PRESETS, TiledDetector, create_detector
 from streamguard.types import Box, Detection
 
 
@@ -147,7 +146,10 @@ def test_a_few_tiles_are_cut_straight_from_the_frame_as_the_canvas_has_them(
     1080p): each tile is warped out of the frame, and sees what it would have seen in the
     canvas. Levels made by halving the frame are not cut this way (a tile warped from the
     frame would alias what the halving smooths)."""
-    from streamguard.tiling import _cut_tile, _tile_by_tile, _tile_warp
+    from streamguard.detect.canvas import cut_tile as _cut_tile
+    from streamguard.detect.canvas import level_canvas
+    from streamguard.detect.canvas import tile_by_tile as _tile_by_tile
+    from streamguard.detect.canvas import tile_warp as _tile_warp
 
     det: TiledDetector = request.getfixturevalue(preset)
     img = synth.background(1920, 1080, seed=3)
@@ -157,7 +159,7 @@ def test_a_few_tiles_are_cut_straight_from_the_frame_as_the_canvas_has_them(
     assert finest.scale != 1.0 and finest.pad > 0
     assert _tile_by_tile(finest, 5, 1920, 1080) and not _tile_by_tile(finest, len(finest.tiles), 1920, 1080)
     assert not any(_tile_by_tile(lv, 1, 1920, 1080) for lv in levels if lv.scale <= 0.5)
-    m, canvas = det._canvas([img], finest)
+    m, canvas = level_canvas([img], finest)
     for t in finest.tiles:
         want = canvas[t.y:t.y + finest.size, t.x:t.x + finest.size].astype(int)
         got = _cut_tile(img, _tile_warp(m, t), finest, t).astype(int)

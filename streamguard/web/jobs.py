@@ -35,7 +35,7 @@ from typing import Any
 
 from ..api import IMAGE_SUFFIXES, VIDEO_SUFFIXES, anonymize_image, anonymize_video
 from ..config import Config
-from ..errors import Cancelled, StreamguardError
+from ..errors import Cancelled, JobError, StreamguardError
 from ..sources import VideoInfo, probe_video
 
 __all__ = [
@@ -63,15 +63,6 @@ _ID_CHARS = frozenset("0123456789abcdef")
 _ROOT_PREFIX = "streamguard-web-"
 #: A working folder untouched this long belongs to a server that is gone (a live one touches its own).
 _LEFTOVER_AGE = 24 * 3600.0
-
-
-class JobError(Exception):
-    """A request about jobs that cannot be served; ``status`` is the HTTP status to answer."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 class State(enum.StrEnum):

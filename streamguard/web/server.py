@@ -59,7 +59,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
 from ..api import IMAGE_SUFFIXES, VIDEO_SUFFIXES
-from ..config import PRESETS, Config
+from ..config import MODES, PRESETS, Config
 from .jobs import Job, JobError, JobManager, Limits, format_size, parse_size
 
 __all__ = ["main", "build_parser", "create_app", "serve_in_background", "Running", "STATIC_DIR"]
@@ -355,7 +355,7 @@ def create_app(
             "max_upload_text": format_size(manager.limits.max_upload),
             "video_suffixes": sorted(VIDEO_SUFFIXES),
             "image_suffixes": sorted(IMAGE_SUFFIXES),
-            "modes": ["blur", "pixelate", "solid"],
+            "modes": list(MODES),
             "presets": list(PRESETS),
             "defaults": {
                 "mode": a.mode,

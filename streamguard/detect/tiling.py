@@ -21,26 +21,7 @@ Preset face sizes are for 1080p and grow with the frame (4K uses twice the size)
 One model call costs ~4-6 ms (full) / ~1.5-2 ms (short) on LiteRT (see ``blazeface``);
 batching tiles into one call was measured slower per tile, so calls are not batched.
 
-Measured with ``python benchmarks/recall.py`` (seed 0: 388 faces in 50 frames; recall at
-1080p = GT face box >= 90% inside the covered ellipse; FP = frame area covered by boxes
-touching no face; ms = calls x 4.0/1.5 ms on an idle 2-core machine, and in brackets the
-wall time measured on a shared, loaded one):
-
-========  ========  ================  ==========================  =============  =======
-preset    min face  calls 720p/1080p  ms 720p / 1080p / 4K        16-32 / >=32   FP area
-                    /4K
-========  ========  ================  ==========================  =============  =======
-before    ~180 px   1 / 1 / 1         5 / 6 / 16                  1.5% / 18.2%   0.04%
-fast      32 px     70 / 143 / 143    130 / 270 / 270 (611 1080p) 44.6% / 97.1%  0.08%
-balanced  20 px     167 / 356 / 356   310 / 640 / 640 (1058)      96.9% / 98.8%  0.17%
-thorough  16, +-35  878 / 1921 / 1921 1.7 / 3.6 / 3.6 s (7.4 s)   100% / 99.4%   0.38%
-========  ========  ================  ==========================  =============  =======
-
-(``fast``'s row is from after its levels were resized bilinearly, see ``_canvas``; before,
-with INTER_AREA: 47.7% / 95.9%, FP 0.05%.)
-
-What still fails: overexposed + blurred + occluded faces, faces whose eyes are covered,
-faces cut by the frame edge through the eyes, and at 4K faces under the scaled minimum.
+The measured before/after of this plan per preset is in ``docs/design.md`` ("Tiling history").
 """
 
 from __future__ import annotations
@@ -48,24 +29,32 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-from .detect import BlazeFaceDetector
-from .types import Box, Detection, normal_roll
+from ..types import Box, Detection, normal_roll
+from .base import BlazeFaceDetector
+from .canvas import (
+    Work,
+    cut_tile,
+    halve_to,
+    level_affine,
+    level_canvas,
+    rolled_box,
+    tile_by_tile,
+    tile_warp,
+    to_frame,
+)
+from .fuse import fuse
+from .plan import MODEL_INPUT, MODEL_MIN, PRESETS, Level, Preset, Tile, TileKey, positions
 
-__all__ = ["Preset", "PRESETS", "Level", "Tile", "TileKey", "TiledDetector", "StillDetector", "fuse"]
+__all__ = ["TiledDetector", "StillDetector"]
 
 log = logging.getLogger(__name__)
 
-#: Model input side in pixels.
-MODEL_INPUT = {"full": 192, "short": 128}
-#: Smallest face (px, in model input) each model finds reliably (measured: ~90% at 16, ~98% at 20).
-MODEL_MIN = {"full": 20, "short": 18}
 #: Large low-score boxes are re-checked (see :meth:`TiledDetector.verify`): in tiles, blurred
 #: clutter a few times larger than a face sometimes scores 0.6-0.7, and one such box covers
 #: 1-5% of a 1080p frame. Real faces that large score higher or pass the re-check (>99%).
@@ -80,278 +69,6 @@ SMALL_VIDEO = 720
 SMALL_VIDEO_FACE = 12
 #: A known face is followed in a crop this many times its size (see ``near_crop``).
 NEAR_CROP = 3.0
-
-
-@dataclass(frozen=True, slots=True)
-class Preset:
-    """How hard to look. ``min_face`` is in frame pixels at 1080p."""
-
-    min_face: int
-    #: Model per level, finest first; the last one serves all coarser levels.
-    models: tuple[str, ...] = ("full",)
-    #: Face size range covered by one level (max/min); 2 minimises tiles per frame.
-    ratio: float = 2.0
-    #: Tile overlap as a multiple of the largest face of the level: the face plus context.
-    context: float = 1.5
-    #: Extra passes with the image turned by these angles (degrees), for tilted heads.
-    angles: tuple[float, ...] = ()
-    #: Smallest face for which the rotated passes run.
-    angle_min_face: int = 0
-    #: Largest upscale of the frame: blown-up faces look blurred to the model.
-    max_upscale: float = 1.25
-    #: Extra passes with the image turned by quarter turns (90, 180, 270 degrees) for faces lying
-    #: on their side or upside down (a camera held sideways, a person lying down), which
-    #: BlazeFace, trained on upright faces, finds only now and then.
-    turns: tuple[float, ...] = ()
-    #: The quarter-turned passes run on the levels whose smallest face is at least this (at 1080p,
-    #: like ``min_face``): each turn costs what the upright levels it repeats do.
-    turn_min_face: int = 0
-    #: Whether ``min_face`` and ``turn_min_face`` grow with frames larger than 1080p (video: 4K
-    #: costs what 1080p does), or are taken as they are (photos: a back row stays small however
-    #: many pixels the camera has).
-    scaled: bool = True
-    #: Minimum score of the short- and full-range models' finds, unless the user gives a threshold.
-    #: MediaPipe's own are 0.5 and 0.6.
-    scores: tuple[float, float] = (0.5, 0.6)
-    #: The plan for still images, where one frame may take the time a few video frames do.
-    still: Preset | None = None
-
-    def score(self, model: str) -> float:
-        """The minimum score of ``model`` ("short" or "full")."""
-        return self.scores[0] if model == "short" else self.scores[1]
-
-
-#: Photos: on real ones (benchmarks/real.py) faces turned, lit badly, small or partly hidden often
-#: score 0.35-0.6 in their tile; lower scores let in clutter. On the 26 real photos (773 faces),
-#: balanced's photo plan exposed 113 faces at 0.4/0.45 and 91 at 0.35/0.45, covering 1.16x and
-#: 1.58x the faces' own area outside them. Video keeps MediaPipe's 0.5/0.6: a false find there is
-#: followed and held, and on the real clips 0.45 for the short-range model exposed more
-#: face-frames (3 against 0 of 630) and covered 2.8x the faces' area around them against 1.5x.
-_STILL_SCORES = (0.35, 0.45)
-
-
-_TURNS = (90.0, 180.0, 270.0)
-# Video turns only the levels of faces from 160 px (1080p): turning the 80-160 px level too (8
-# full-range tiles a turn) took balanced at 1080p to 133 CPU ms a frame, against 120 without it
-# and 110 with no turns (benchmarks/speed.py), and on a generated clip faces lying down were
-# covered from 100 px up without it (upright tiles find some; a face once found is followed in a
-# turned crop).
-
-PRESETS: dict[str, Preset] = {
-    "fast": Preset(min_face=32, models=("short", "full"), turns=_TURNS, turn_min_face=160,
-                   still=Preset(min_face=16, models=("short", "full"), turns=_TURNS, turn_min_face=64,
-                                scaled=False, scores=_STILL_SCORES)),
-    "balanced": Preset(min_face=20, models=("short", "full"), turns=_TURNS, turn_min_face=160,
-                       still=Preset(min_face=10, models=("short", "short", "full"), max_upscale=2.0,
-                                    angles=(-35.0, 35.0), angle_min_face=48, turns=_TURNS,
-                                    turn_min_face=48, scaled=False, scores=_STILL_SCORES)),
-    "thorough": Preset(min_face=16, models=("short", "full"), angles=(-35.0, 35.0), angle_min_face=20,
-                       turns=_TURNS, turn_min_face=40,
-                       still=Preset(min_face=8, models=("short", "short", "full"), max_upscale=2.25,
-                                    angles=(-35.0, 35.0), angle_min_face=24, turns=_TURNS,
-                                    turn_min_face=32, scaled=False, scores=_STILL_SCORES)),
-}
-
-
-#: A tile's identity within a plan: level, x, y (see :attr:`Tile.key`).
-TileKey = tuple[int, int, int]
-
-
-@dataclass(frozen=True, slots=True)
-class Tile:
-    """One model call: the square at ``x, y`` (level pixels) of level ``level``; ``box`` is
-    the region of the frame it shows (the bounding box for a rotated level)."""
-
-    level: int
-    x: int
-    y: int
-    box: Box
-
-    @property
-    def key(self) -> TileKey:
-        """What tells this tile from every other of its plan (``box`` follows from it)."""
-        return (self.level, self.x, self.y)
-
-
-@dataclass(frozen=True, slots=True)
-class Level:
-    """One pyramid level: the frame scaled by ``scale`` (and turned by ``angle``), cut into
-    ``size`` px tiles overlapping by ``overlap`` px, for faces ``min_face..max_face`` frame px."""
-
-    index: int
-    scale: float
-    angle: float
-    model: str
-    size: int
-    overlap: int
-    min_face: float
-    max_face: float
-    canvas: tuple[int, int]
-    tiles: tuple[Tile, ...]
-    #: Border added around the scaled frame (level px): mirrored, so the model sees faces cut
-    #: by the frame edge as whole; or blank, to shrink faces that fill the frame.
-    pad: int = 0
-    mirror: bool = True
-    #: Finds scoring under this are dropped (the plan's score for the level's model).
-    min_score: float = 0.0
-
-    @property
-    def border(self) -> int:
-        """The OpenCV border mode of the padding (see ``mirror``)."""
-        return cv2.BORDER_REFLECT_101 if self.mirror else cv2.BORDER_CONSTANT
-
-    def resized(self, w: int, h: int) -> tuple[int, int]:
-        """Size of a ``w`` x ``h`` frame scaled to this level, before it is turned or padded."""
-        return max(1, round(w * self.scale)), max(1, round(h * self.scale))
-
-
-def _positions(length: int, size: int, overlap: int) -> list[int]:
-    """Tile starts covering ``0..length`` with at least ``overlap`` px shared, spread evenly."""
-    if length <= size:
-        return [0]
-    n = math.ceil((length - overlap) / (size - overlap))
-    return [round(i * (length - size) / (n - 1)) for i in range(n)]
-
-
-def _affine(scale: float, angle: float, w: int, h: int, pad: int) -> tuple[np.ndarray, tuple[int, int]]:
-    """Frame -> level canvas transform (2x3) and canvas size: scale, turn about the centre, pad."""
-    sw, sh = w * scale, h * scale
-    if not angle:
-        cw, ch = max(1, round(sw)), max(1, round(sh))
-        # The exact per-axis factors of the resize that makes this canvas.
-        m = np.array([[cw / w, 0, pad], [0, ch / h, pad]], np.float64)
-        return m, (cw + 2 * pad, ch + 2 * pad)
-    # Rounded so a quarter turn's canvas is the frame's size exactly (cos 90 is 6e-17, not 0).
-    c, s = abs(round(math.cos(math.radians(angle)), 12)), abs(round(math.sin(math.radians(angle)), 12))
-    cw, ch = math.ceil(sw * c + sh * s) + 2 * pad, math.ceil(sw * s + sh * c) + 2 * pad
-    rot = cv2.getRotationMatrix2D((sw / 2, sh / 2), angle, 1.0)
-    rot[:, 2] += (cw / 2 - sw / 2, ch / 2 - sh / 2)
-    return rot @ np.array([[scale, 0, 0], [0, scale, 0], [0, 0, 1]], np.float64), (cw, ch)
-
-
-#: One tile's work: level, its canvas (or the frame, with a warp), canvas -> frame, the tile, and the
-#: frame -> tile warp when the tile is cut straight from the frame (see ``_tile_by_tile``).
-_Work = tuple[Level, np.ndarray, np.ndarray, Tile, "np.ndarray | None"]
-
-
-def _from_frame(lv: Level, w: int, h: int) -> bool:
-    """Whether ``lv``'s canvas is the frame itself resized (bilinear), not a halving of it: any
-    level over half the frame's size (see ``TiledDetector._canvas``)."""
-    sw, sh = lv.resized(w, h)
-    return 2 * sw > w or 2 * sh > h
-
-
-def _tile_by_tile(lv: Level, n: int, w: int, h: int) -> bool:
-    """Whether ``n`` tiles of ``lv`` are cheaper cut one by one from the frame than from a canvas.
-
-    Only for upright levels resized straight from the frame (``_from_frame``: the finest level,
-    whose canvas costs most, 1.5-3 ms at 1080p), and only when every tile lies whole inside the
-    canvas. Warping a tile costs ~3x per pixel what one resize of the whole frame does
-    (measured 0.14 ms a 128 px tile), so it pays while the tiles cover under a third of the
-    canvas: on a video most frames run only the tiles where something changed (~15 of the 312
-    of 1080p's finest level).
-    """
-    cw, ch = lv.canvas
-    return (not lv.angle and _from_frame(lv, w, h) and cw >= lv.size
-            and ch >= lv.size and 3 * n * lv.size * lv.size < cw * ch)
-
-
-def _tile_warp(m: np.ndarray, t: Tile) -> np.ndarray:
-    """Tile pixel -> frame pixel (for ``WARP_INVERSE_MAP``), sampling where ``cv2.resize`` to the
-    level would (pixel centres), so a tile comes out as it would cut from the canvas."""
-    fx, fy = 1 / m[0, 0], 1 / m[1, 1]
-    return np.array([[fx, 0, (t.x - m[0, 2] + 0.5) * fx - 0.5], [0, fy, (t.y - m[1, 2] + 0.5) * fy - 0.5]])
-
-
-def _cut_tile(frame: np.ndarray, warp: np.ndarray, lv: Level, t: Tile) -> np.ndarray:
-    """Tile ``t`` of ``lv`` warped out of ``frame`` (``warp``: ``_tile_warp``), as the level's
-    canvas has it. Where the tile reaches into the level's border, the part inside the resized
-    frame is warped and then padded as the canvas is (``copyMakeBorder``): a warp's own border
-    mirrors the frame's pixels, which lands the mirror image 1/scale - 1 frame px off (0.8 px at
-    0.5625x), enough to move a tile's best score across the quiet line."""
-    size, pad = lv.size, lv.pad
-    cw, ch = lv.canvas
-    left, top = max(0, pad - t.x), max(0, pad - t.y)
-    right, bottom = max(0, t.x + size - (cw - pad)), max(0, t.y + size - (ch - pad))
-    iw, ih = size - left - right, size - top - bottom
-    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-    border = lv.border
-    # REFLECT_101 of k pixels needs k + 1 inside; a thinner inner part mirrors differently.
-    if not (left or top or right or bottom) or min(iw, ih) <= max(left, top, right, bottom):
-        return cv2.warpAffine(frame, warp, (size, size), flags=flags, borderMode=border)
-    inner_warp = warp.copy()
-    inner_warp[:, 2] += warp[:, :2] @ (left, top)
-    # cv2.resize clamps at the frame's edge: so does BORDER_REPLICATE.
-    inner = cv2.warpAffine(frame, inner_warp, (iw, ih), flags=flags, borderMode=cv2.BORDER_REPLICATE)
-    return cv2.copyMakeBorder(inner, top, bottom, left, right, border, value=(0, 0, 0))
-
-
-def _halve_to(pyramid: list[np.ndarray], k: int) -> None:
-    """Extend ``pyramid`` (a frame, then each halving of the one before) to index ``k``."""
-    while len(pyramid) <= k:
-        pyramid.append(cv2.pyrDown(pyramid[-1]))
-
-
-def _to_frame(m: np.ndarray, box: Box) -> Box:
-    """Bounding box in frame pixels of a level-canvas box, through the inverse of ``m``."""
-    inv = cv2.invertAffineTransform(m)
-    pts = np.array([[box.x1, box.y1], [box.x2, box.y1], [box.x1, box.y2], [box.x2, box.y2]])
-    p = pts @ inv[:, :2].T + inv[:, 2]
-    return Box(p[:, 0].min(), p[:, 1].min(), p[:, 0].max(), p[:, 1].max())
-
-
-def fuse(found: Sequence[tuple[Detection, bool]], iou: float = 0.35) -> list[Detection]:
-    """Merge detections of one face from overlapping tiles and levels into one box.
-
-    ``found`` pairs a detection (frame pixels) with whether it touched a tile's inner
-    edge (the face may be cut there). Cut boxes that share half of themselves or of a
-    whole box with it are dropped. Whole boxes with IoU >= ``iou`` fuse by score-weighted
-    mean; a box mostly inside another around the same centre (a small face seen at a
-    coarse level comes out too big) joins it as the union, so the result covers both,
-    unless it is the bigger box and scores clearly lower (then it is that blown-up copy).
-    A group of only cut pieces fuses to their union, which covers the face between them.
-    """
-    whole = [d for d, cut in found if not cut]
-    cut = [d for d, c in found if c]
-    # The plan sees every face whole in some tile: a cut box sharing half of itself or of a
-    # whole box with that box is the same face.
-    cut = [d for d in cut if not any(d.box.intersection(w.box) >= 0.5 * min(d.box.area, w.box.area)
-                                     for w in whole)]
-    out: list[Detection] = []
-    for members, pieces in ((whole, False), (cut, True)):
-        rest = sorted(members, key=lambda d: -d.score)
-        while rest:
-            head = rest[0]
-            near = [d for d in rest if d.box.iou(head.box) >= iou]
-            inside = [d for d in rest if d.box.iou(head.box) < iou and _nested(d.box, head.box, pieces)]
-            rest = [d for d in rest if not any(d is g for g in near + inside)]
-            if pieces:
-                box = Box.bounding(d.box for d in near + inside)
-            else:
-                wts = np.array([g.score for g in near])
-                box = Box(*(wts @ np.array([[g.box.x1, g.box.y1, g.box.x2, g.box.y2] for g in near])
-                            / wts.sum()).tolist())
-                # A clearly weaker box around a stronger one is the coarse level's blown-up copy.
-                inside = [d for d in inside if d.box.area < box.area or d.score > head.score - 0.15]
-                box = Box.bounding([box, *(d.box for d in inside)])
-            out.append(Detection(box=box, score=head.score, roll=head.roll))
-    return out
-
-
-def _nested(a: Box, b: Box, pieces: bool) -> bool:
-    small, big = (a, b) if a.area <= b.area else (b, a)
-    inter = a.intersection(b)
-    if pieces:  # pieces of one cut face overlap little but share much of the smaller piece
-        return inter >= 0.3 * small.area
-    (sx, sy), (bx, by) = small.center, big.center
-    return inter >= 0.7 * small.area and abs(sx - bx) + abs(sy - by) < 0.35 * (big.width + big.height)
-
-
-def _rolled_box(cx: float, cy: float, bw: float, bh: float, roll: float) -> Box:
-    """Bounding box of a ``bw`` x ``bh`` face box turned by ``roll`` degrees about its centre:
-    BlazeFace gives an upright box even for a tilted head, which leaves its chin and brow out."""
-    c, s = abs(math.cos(math.radians(roll))), abs(math.sin(math.radians(roll)))
-    return Box.from_center(cx, cy, bw * c + bh * s, bw * s + bh * c)
 
 
 class TiledDetector:
@@ -454,18 +171,18 @@ class TiledDetector:
         levels = []
         for i, (scale, angle, lo, hi, model, pad_f, mirror) in enumerate(specs):
             size, pad = MODEL_INPUT[model], math.ceil(pad_f)
-            m, (cw, ch) = _affine(scale, angle, w, h, pad)
+            m, (cw, ch) = level_affine(scale, angle, w, h, pad)
             # Tiles share the largest face plus context, so each face is whole in one of them.
             overlap = min(size - 8, math.ceil(p.context * hi * scale)) if math.isfinite(hi) else 0
             frame_poly = cv2.transform(np.array([[[0, 0], [w, 0], [w, h], [0, h]]], np.float32), m)[0]
             tiles = []
-            for y in _positions(ch, size, overlap):
-                for x in _positions(cw, size, overlap):
+            for y in positions(ch, size, overlap):
+                for x in positions(cw, size, overlap):
                     sq = np.array([[x, y], [x + size, y], [x + size, y + size], [x, y + size]], np.float32)
                     # A turned frame leaves empty canvas corners: skip tiles that show (almost) no frame.
                     if angle and cv2.intersectConvexConvex(sq, frame_poly)[0] < 0.05 * size * size:
                         continue
-                    tiles.append(Tile(i, x, y, _to_frame(m, Box(x, y, x + size, y + size)).clipped(w, h)))
+                    tiles.append(Tile(i, x, y, to_frame(m, Box(x, y, x + size, y + size)).clipped(w, h)))
             levels.append(Level(i, scale, angle, model, size, overlap, lo, hi, (cw, ch), tuple(tiles),
                                 pad, mirror, self.score(model, still)))
         return levels
@@ -506,15 +223,15 @@ class TiledDetector:
             by_level.setdefault(t.level, []).append(t)
         pyramid = [image]  # the frame halved again and again, shared by the levels
         jobs: list[tuple[Level, np.ndarray, np.ndarray, list[Tile]]] = []
-        per_tile: list[_Work] = []
+        per_tile: list[Work] = []
         for i, lv_tiles in sorted(by_level.items()):
             lv = levels[i]
-            if _tile_by_tile(lv, len(lv_tiles), w, h):
-                m = _affine(lv.scale, 0.0, w, h, lv.pad)[0]
+            if tile_by_tile(lv, len(lv_tiles), w, h):
+                m = level_affine(lv.scale, 0.0, w, h, lv.pad)[0]
                 inv = cv2.invertAffineTransform(m)
-                per_tile += [(lv, image, inv, t, _tile_warp(m, t)) for t in lv_tiles]
+                per_tile += [(lv, image, inv, t, tile_warp(m, t)) for t in lv_tiles]
                 continue
-            m, canvas = self._canvas(pyramid, lv)
+            m, canvas = level_canvas(pyramid, lv)
             jobs.append((lv, canvas, cv2.invertAffineTransform(m), lv_tiles))
         for face in near:
             jobs.append(self.near_crop(pyramid, face.box, face.roll))
@@ -571,7 +288,7 @@ class TiledDetector:
         k = 0
         while side >> k >= 2 * size:  # halved (smoothed) while still twice the size
             k += 1
-        _halve_to(pyramid, k)
+        halve_to(pyramid, k)
         step = 1 << k
         cx, cy = box.center
         x0 = min(max(0, round(cx - side / 2)), w - side) // step
@@ -579,7 +296,7 @@ class TiledDetector:
         src = pyramid[k]
         n = min(side // step, src.shape[0] - y0, src.shape[1] - x0)
         part = src[y0:y0 + n, x0:x0 + n]
-        # A factor under 2, bilinear as for the levels (see ``_canvas``): INTER_AREA at a
+        # A factor under 2, bilinear as for the levels (see ``level_canvas``): INTER_AREA at a
         # fractional factor cost ~0.5 ms a crop.
         crop = cv2.resize(part, (size, size), interpolation=cv2.INTER_LINEAR)
         # Level-k pixel i covers frame pixels i * step .. (i + 1) * step.
@@ -596,7 +313,7 @@ class TiledDetector:
                    self.score("short"))
         return lv, crop, inv, [Tile(-1, 0, 0, Box(x0, y0, x0 + n * step, y0 + n * step))]
 
-    def _run_tiles(self, work: list[_Work], worker: int, w: int,
+    def _run_tiles(self, work: list[Work], worker: int, w: int,
                    h: int, peaks: dict[TileKey, float] | None = None
                    ) -> list[tuple[tuple[Detection, bool], str]]:
         """Model calls for ``work`` on worker ``worker``'s models; boxes in frame pixels. Each
@@ -604,7 +321,7 @@ class TiledDetector:
         out = []
         for lv, canvas, inv, t, warp in work:
             if warp is not None:  # ``canvas`` is the frame: this tile's pixels straight from it
-                crop = _cut_tile(canvas, warp, lv, t)
+                crop = cut_tile(canvas, warp, lv, t)
             else:
                 crop = canvas[t.y:t.y + lv.size, t.x:t.x + lv.size]
             if crop.shape[:2] != (lv.size, lv.size):
@@ -623,7 +340,7 @@ class TiledDetector:
                 b = box.shifted(t.x, t.y)
                 cx, cy = inv[:, :2] @ b.center + inv[:, 2]
                 f = 1.0 / lv.scale
-                raw = _rolled_box(cx, cy, b.width * f, b.height * f, roll + lv.angle)
+                raw = rolled_box(cx, cy, b.width * f, b.height * f, roll + lv.angle)
                 fb = raw.clipped(w, h)
                 # Mostly outside the frame: a reflection in the mirrored border.
                 if fb.area >= 0.3 * raw.area:
@@ -675,35 +392,6 @@ class TiledDetector:
         return ((t.x > 0 and b.x1 < t.x + m) or (t.y > 0 and b.y1 < t.y + m)
                 or (t.x + lv.size < cw and b.x2 > t.x + lv.size - m)
                 or (t.y + lv.size < ch and b.y2 > t.y + lv.size - m))
-
-    @staticmethod
-    def _canvas(pyramid: list[np.ndarray], lv: Level) -> tuple[np.ndarray, np.ndarray]:
-        image = pyramid[0]
-        h, w = image.shape[:2]
-        m, (cw, ch) = _affine(lv.scale, lv.angle, w, h, lv.pad)
-        border = lv.border
-        sw, sh = lv.resized(w, h)
-        if (sw, sh) == (w, h):
-            small = image
-        elif _from_frame(lv, w, h):
-            # A factor under 2 leaves little to alias; INTER_AREA at a non-integer factor costs 7x
-            # as much (1080p to 0.5625x: 19.9 vs 2.8 ms, on every frame) and gains no recall
-            # (benchmarks/recall.py: balanced the same, fast 95.9 -> 97.1% for >= 32 px).
-            small = cv2.resize(image, (sw, sh), interpolation=cv2.INTER_LINEAR)
-        else:
-            # Halve (pyrDown: smoothed, so small faces are not aliased away) while still at
-            # least twice the size, then bilinear the rest, a factor under 2.
-            while pyramid[-1].shape[1] >= 2 * sw and pyramid[-1].shape[0] >= 2 * sh:
-                _halve_to(pyramid, len(pyramid))
-            src = next(p for p in reversed(pyramid) if p.shape[1] >= sw and p.shape[0] >= sh)
-            small = src if src.shape[:2] == (sh, sw) else cv2.resize(src, (sw, sh),
-                                                                     interpolation=cv2.INTER_LINEAR)
-        if not lv.angle:
-            if not lv.pad:
-                return m, small
-            return m, cv2.copyMakeBorder(small, lv.pad, lv.pad, lv.pad, lv.pad, border, value=(0, 0, 0))
-        mm = m @ np.array([[w / sw, 0, 0], [0, h / sh, 0], [0, 0, 1]])
-        return m, cv2.warpAffine(small, mm, (cw, ch), flags=cv2.INTER_LINEAR, borderMode=border)
 
     def close(self) -> None:
         if self._pool is not None:

@@ -35,8 +35,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .errors import ModelError
-from .types import Box, Detection
+from ..errors import ModelError
+from ..types import Box, Detection
 
 __all__ = ["ModelSpec", "MODELS", "BlazeFace", "model_path"]
 

@@ -39,10 +39,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .detect import detect_upright
-from .motion import CELL, STILL, block_means
-from .tiling import Level, Tile, TiledDetector, TileKey
-from .types import Box, Detection, Frame, Stage
+from ..motion import CELL, STILL, block_means
+from ..types import Box, Detection, Frame, Stage
+from .base import detect_upright
+from .plan import Level, Tile, TileKey
+from .tiling import TiledDetector
 
 __all__ = ["SweepDetectStage", "ChangeMap"]
 

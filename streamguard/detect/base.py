@@ -1,4 +1,4 @@
-"""Face detectors and the pipeline stage that runs them.
+"""The face detector interface, and one BlazeFace model behind it.
 
 A detector is anything with ``detect(rgb) -> list[Detection]`` (boxes in pixels of
 the image it was given) and ``close()``. The pipeline only sees that interface, so
@@ -18,12 +18,11 @@ from typing import Protocol
 
 import numpy as np
 
+from ..errors import ModelError
+from ..types import Detection, normal_roll
 from .blazeface import BlazeFace
-from .config import DetectConfig
-from .errors import ModelError
-from .types import Detection, Frame, Region, Stage, normal_roll
 
-__all__ = ["FaceDetector", "BlazeFaceDetector", "DetectStage", "DetectionsToRegions", "create_detector"]
+__all__ = ["FaceDetector", "BlazeFaceDetector", "detect_upright"]
 
 log = logging.getLogger(__name__)
 
@@ -111,13 +110,6 @@ class BlazeFaceDetector:
         self.close()
 
 
-def create_detector(config: DetectConfig) -> FaceDetector:
-    """The detector the options ask for: multi-scale tiled BlazeFace for the config's preset."""
-    from .tiling import TiledDetector  # tiling imports this module
-
-    return TiledDetector(config.preset, min_face=config.min_face, threshold=config.threshold)
-
-
 def detect_upright(detector: FaceDetector, image: np.ndarray, rotation: int) -> list[Detection]:
     """Detect on the picture as it is displayed, boxes mapped back to stored pixels.
 
@@ -135,27 +127,3 @@ def detect_upright(detector: FaceDetector, image: np.ndarray, rotation: int) -> 
         Detection(box=d.box.rotated(360 - 90 * k, uw, uh), score=d.score, roll=normal_roll(d.roll + 90 * k))
         for d in detector.detect(upright)
     ]
-
-
-class DetectStage(Stage):
-    """Runs the detector on every ``every``-th frame and stores what it found."""
-
-    def __init__(self, detector: FaceDetector, every: int = 1) -> None:
-        if every < 1:
-            raise ValueError(f"every must be >= 1, got {every}")
-        self.detector = detector
-        self.every = every
-
-    def __call__(self, frame: Frame) -> Frame:
-        if frame.index % self.every == 0:
-            frame.detections = tuple(detect_upright(self.detector, frame.image, frame.rotation))
-            frame.detected = True
-        return frame
-
-
-class DetectionsToRegions(Stage):
-    """Cover exactly what was detected (still images, or video without tracking)."""
-
-    def __call__(self, frame: Frame) -> Frame:
-        frame.regions = tuple(Region(box=d.box, source="detection", score=d.score) for d in frame.detections)
-        return frame

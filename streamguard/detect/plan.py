@@ -1,0 +1,154 @@
+"""Tile plans: which parts of a frame, at which scales and turns, the model is shown.
+
+BlazeFace sees a 192x192 (full-range) or 128x128 (short-range) copy of its input and finds
+faces from ~18 px up to ~75% of that input. A plan resizes the frame into *levels*, each cut
+into model-sized tiles that overlap by the largest face of the level plus context, so every
+face lies whole inside some tile. A :class:`Preset` says how fine and how wide to look; the
+measured history of these choices is in ``docs/design.md`` ("Tiling history").
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+
+from ..types import Box
+
+__all__ = ["MODEL_INPUT", "MODEL_MIN", "Preset", "PRESETS", "Tile", "TileKey", "Level", "positions"]
+
+#: Model input side in pixels.
+MODEL_INPUT = {"full": 192, "short": 128}
+#: Smallest face (px, in model input) each model finds reliably (measured: ~90% at 16, ~98% at 20).
+MODEL_MIN = {"full": 20, "short": 18}
+
+@dataclass(frozen=True, slots=True)
+class Preset:
+    """How hard to look. ``min_face`` is in frame pixels at 1080p."""
+
+    min_face: int
+    #: Model per level, finest first; the last one serves all coarser levels.
+    models: tuple[str, ...] = ("full",)
+    #: Face size range covered by one level (max/min); 2 minimises tiles per frame.
+    ratio: float = 2.0
+    #: Tile overlap as a multiple of the largest face of the level: the face plus context.
+    context: float = 1.5
+    #: Extra passes with the image turned by these angles (degrees), for tilted heads.
+    angles: tuple[float, ...] = ()
+    #: Smallest face for which the rotated passes run.
+    angle_min_face: int = 0
+    #: Largest upscale of the frame: blown-up faces look blurred to the model.
+    max_upscale: float = 1.25
+    #: Extra passes with the image turned by quarter turns (90, 180, 270 degrees) for faces lying
+    #: on their side or upside down (a camera held sideways, a person lying down), which
+    #: BlazeFace, trained on upright faces, finds only now and then.
+    turns: tuple[float, ...] = ()
+    #: The quarter-turned passes run on the levels whose smallest face is at least this (at 1080p,
+    #: like ``min_face``): each turn costs what the upright levels it repeats do.
+    turn_min_face: int = 0
+    #: Whether ``min_face`` and ``turn_min_face`` grow with frames larger than 1080p (video: 4K
+    #: costs what 1080p does), or are taken as they are (photos: a back row stays small however
+    #: many pixels the camera has).
+    scaled: bool = True
+    #: Minimum score of the short- and full-range models' finds, unless the user gives a threshold.
+    #: MediaPipe's own are 0.5 and 0.6.
+    scores: tuple[float, float] = (0.5, 0.6)
+    #: The plan for still images, where one frame may take the time a few video frames do.
+    still: Preset | None = None
+
+    def score(self, model: str) -> float:
+        """The minimum score of ``model`` ("short" or "full")."""
+        return self.scores[0] if model == "short" else self.scores[1]
+
+
+#: Photos: on real ones (benchmarks/real.py) faces turned, lit badly, small or partly hidden often
+#: score 0.35-0.6 in their tile; lower scores let in clutter. On the 26 real photos (773 faces),
+#: balanced's photo plan exposed 113 faces at 0.4/0.45 and 91 at 0.35/0.45, covering 1.16x and
+#: 1.58x the faces' own area outside them. Video keeps MediaPipe's 0.5/0.6: a false find there is
+#: followed and held, and on the real clips 0.45 for the short-range model exposed more
+#: face-frames (3 against 0 of 630) and covered 2.8x the faces' area around them against 1.5x.
+_STILL_SCORES = (0.35, 0.45)
+
+
+_TURNS = (90.0, 180.0, 270.0)
+# Video turns only the levels of faces from 160 px (1080p): turning the 80-160 px level too (8
+# full-range tiles a turn) took balanced at 1080p to 133 CPU ms a frame, against 120 without it
+# and 110 with no turns (benchmarks/speed.py), and on a generated clip faces lying down were
+# covered from 100 px up without it (upright tiles find some; a face once found is followed in a
+# turned crop).
+
+PRESETS: dict[str, Preset] = {
+    "fast": Preset(min_face=32, models=("short", "full"), turns=_TURNS, turn_min_face=160,
+                   still=Preset(min_face=16, models=("short", "full"), turns=_TURNS, turn_min_face=64,
+                                scaled=False, scores=_STILL_SCORES)),
+    "balanced": Preset(min_face=20, models=("short", "full"), turns=_TURNS, turn_min_face=160,
+                       still=Preset(min_face=10, models=("short", "short", "full"), max_upscale=2.0,
+                                    angles=(-35.0, 35.0), angle_min_face=48, turns=_TURNS,
+                                    turn_min_face=48, scaled=False, scores=_STILL_SCORES)),
+    "thorough": Preset(min_face=16, models=("short", "full"), angles=(-35.0, 35.0), angle_min_face=20,
+                       turns=_TURNS, turn_min_face=40,
+                       still=Preset(min_face=8, models=("short", "short", "full"), max_upscale=2.25,
+                                    angles=(-35.0, 35.0), angle_min_face=24, turns=_TURNS,
+                                    turn_min_face=32, scaled=False, scores=_STILL_SCORES)),
+}
+
+
+#: A tile's identity within a plan: level, x, y (see :attr:`Tile.key`).
+TileKey = tuple[int, int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Tile:
+    """One model call: the square at ``x, y`` (level pixels) of level ``level``; ``box`` is
+    the region of the frame it shows (the bounding box for a rotated level)."""
+
+    level: int
+    x: int
+    y: int
+    box: Box
+
+    @property
+    def key(self) -> TileKey:
+        """What tells this tile from every other of its plan (``box`` follows from it)."""
+        return (self.level, self.x, self.y)
+
+
+@dataclass(frozen=True, slots=True)
+class Level:
+    """One pyramid level: the frame scaled by ``scale`` (and turned by ``angle``), cut into
+    ``size`` px tiles overlapping by ``overlap`` px, for faces ``min_face..max_face`` frame px."""
+
+    index: int
+    scale: float
+    angle: float
+    model: str
+    size: int
+    overlap: int
+    min_face: float
+    max_face: float
+    canvas: tuple[int, int]
+    tiles: tuple[Tile, ...]
+    #: Border added around the scaled frame (level px): mirrored, so the model sees faces cut
+    #: by the frame edge as whole; or blank, to shrink faces that fill the frame.
+    pad: int = 0
+    mirror: bool = True
+    #: Finds scoring under this are dropped (the plan's score for the level's model).
+    min_score: float = 0.0
+
+    @property
+    def border(self) -> int:
+        """The OpenCV border mode of the padding (see ``mirror``)."""
+        return cv2.BORDER_REFLECT_101 if self.mirror else cv2.BORDER_CONSTANT
+
+    def resized(self, w: int, h: int) -> tuple[int, int]:
+        """Size of a ``w`` x ``h`` frame scaled to this level, before it is turned or padded."""
+        return max(1, round(w * self.scale)), max(1, round(h * self.scale))
+
+
+def positions(length: int, size: int, overlap: int) -> list[int]:
+    """Tile starts covering ``0..length`` with at least ``overlap`` px shared, spread evenly."""
+    if length <= size:
+        return [0]
+    n = math.ceil((length - overlap) / (size - overlap))
+    return [round(i * (length - size) / (n - 1)) for i in range(n)]

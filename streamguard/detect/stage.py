@@ -1,0 +1,39 @@
+"""The pipeline stages that run a face detector, and the detector the options ask for."""
+
+from __future__ import annotations
+
+from ..config import DetectConfig
+from ..types import Frame, Region, Stage
+from .base import FaceDetector, detect_upright
+from .tiling import TiledDetector
+
+__all__ = ["DetectStage", "DetectionsToRegions", "create_detector"]
+
+
+def create_detector(config: DetectConfig) -> FaceDetector:
+    """The detector the options ask for: multi-scale tiled BlazeFace for the config's preset."""
+    return TiledDetector(config.preset, min_face=config.min_face, threshold=config.threshold)
+
+
+class DetectStage(Stage):
+    """Runs the detector on every ``every``-th frame and stores what it found."""
+
+    def __init__(self, detector: FaceDetector, every: int = 1) -> None:
+        if every < 1:
+            raise ValueError(f"every must be >= 1, got {every}")
+        self.detector = detector
+        self.every = every
+
+    def __call__(self, frame: Frame) -> Frame:
+        if frame.index % self.every == 0:
+            frame.detections = tuple(detect_upright(self.detector, frame.image, frame.rotation))
+            frame.detected = True
+        return frame
+
+
+class DetectionsToRegions(Stage):
+    """Cover exactly what was detected (still images, or video without tracking)."""
+
+    def __call__(self, frame: Frame) -> Frame:
+        frame.regions = tuple(Region(box=d.box, source="detection", score=d.score) for d in frame.detections)
+        return frame
