@@ -128,9 +128,9 @@ def threshold_clip() -> Path:
 
 def child(name: str, long: Path, halves: list[Path], out: Path) -> dict:
     from streamguard import Config, anonymize_video
-    from streamguard.batch import BatchItem, run_parallel
-    from streamguard.chunks import video_seconds
-    from streamguard.distributed import LocalPool, RayPool, WorkerOptions, claim_dir, run_distributed
+    from streamguard.parallel.batch import BatchItem, run_parallel
+    from streamguard.parallel.chunks import video_seconds
+    from streamguard.parallel.scheduler import LocalPool, RayPool, WorkerOptions, claim_dir, run_distributed
 
     config = Config()
     t0 = time.perf_counter()

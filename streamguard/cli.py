@@ -24,7 +24,7 @@ from .config import MODES, PRESETS, AnonymizeConfig, Config, DetectConfig, Encod
 from .errors import Cancelled, InputError, StreamguardError, UsageError
 
 if TYPE_CHECKING:
-    from .batch import BatchItem, BatchResult
+    from .parallel.batch import BatchItem, BatchResult
 
 __all__ = ["main", "build_parser"]
 
@@ -334,8 +334,8 @@ def _parallel(args: argparse.Namespace) -> bool:
 
 def _run_parallel(args: argparse.Namespace, config: Config, stop: threading.Event) -> int:
     """--jobs N / --ray: one file (chunked when long) or a batch, through one scheduler."""
-    from .batch import BatchItem, run_parallel
     from .errors import OutputError
+    from .parallel.batch import BatchItem, run_parallel
 
     if args.report is not None:
         raise UsageError("--report needs a single pass over one file; leave out --jobs and --ray")
@@ -417,7 +417,7 @@ def _batch_items(args: argparse.Namespace) -> tuple[list[BatchItem], list[Path]]
     No output folder is made here: the batch makes folders as files need them, so a run
     that fails (nothing found, every file failing) leaves none behind.
     """
-    from .batch import collect_inputs, plan_outputs
+    from .parallel.batch import collect_inputs, plan_outputs
 
     outdir = args.output
     if outdir is not None and outdir.exists() and not outdir.is_dir():
@@ -434,7 +434,7 @@ def _batch_items(args: argparse.Namespace) -> tuple[list[BatchItem], list[Path]]
 
 
 def _run_batch(args: argparse.Namespace, config: Config, stop: threading.Event) -> int:
-    from .batch import run_batch
+    from .parallel.batch import run_batch
 
     if args.report is not None:
         raise UsageError("--report takes one input file")

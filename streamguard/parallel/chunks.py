@@ -41,15 +41,15 @@ from typing import Any
 import av
 import av.error
 
-from . import __version__
-from .anonymize import Anonymizer
-from .config import Config
-from .detect import FaceDetector, create_detector
-from .errors import InputError, OutputError
-from .pipeline import Pipeline, RunStats
-from .sinks import VideoFileSink
-from .sources import VideoFileSource, VideoInfo, _video_stream, _why, open_input, probe_video
-from .types import Frame, Stage
+from .. import __version__
+from ..anonymize import Anonymizer
+from ..config import Config
+from ..detect import FaceDetector, create_detector
+from ..errors import InputError, OutputError
+from ..pipeline import Pipeline, RunStats
+from ..sinks import VideoFileSink
+from ..sources import VideoFileSource, VideoInfo, _video_stream, _why, open_input, probe_video
+from ..types import Frame, Stage
 
 __all__ = [
     "CHUNKABLE_SUFFIXES",
@@ -353,7 +353,7 @@ def chunk_stages(
     config: Config, detector: FaceDetector, spec: ChunkSpec, fps: float
 ) -> tuple[list[Stage], _KeepOwn]:
     """The single pass's stages with the own-range filter just before the anonymizer."""
-    from .api import build_stages
+    from ..api import build_stages
 
     stages = build_stages(config, detector, fps=fps)
     keep = _KeepOwn(spec)
@@ -474,7 +474,7 @@ def join_chunks(
     the pts of the frames just before the chunk, as one encoder would have given them: dts stay
     increasing and below pts. Refuses chunks with frames outside their range or other settings.
     """
-    from .errors import Cancelled
+    from ..errors import Cancelled
 
     src = Path(input_path)
     if len(chunk_paths) != len(plan.chunks):

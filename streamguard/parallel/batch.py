@@ -18,14 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from .api import VIDEO_SUFFIXES, ImageResult, anonymize_file, default_output
-from .config import Config
-from .detect import FaceDetector, create_detector
-from .errors import Cancelled, StreamguardError
-from .images import IMAGE_SUFFIXES
+from ..api import VIDEO_SUFFIXES, ImageResult, anonymize_file, default_output
+from ..config import Config
+from ..detect import FaceDetector, create_detector
+from ..errors import Cancelled, StreamguardError
+from ..images import IMAGE_SUFFIXES
 
 if TYPE_CHECKING:
-    from .distributed import Executor, RunInfo
+    from .scheduler import Executor, RunInfo
 
 __all__ = ["BatchItem", "BatchResult", "collect_inputs", "plan_outputs", "run_batch", "run_parallel"]
 
@@ -225,7 +225,7 @@ def run_parallel(
     than a single pass uses anyway (:data:`SINGLE_PASS_CORES`).
     Raises :class:`Cancelled` if ``stop`` is set (finished chunks are kept for the next run).
     """
-    from .distributed import LocalPool, RayPool, WorkerOptions, default_threads, run_distributed
+    from .scheduler import LocalPool, RayPool, WorkerOptions, default_threads, run_distributed
 
     if use_ray:
         options = WorkerOptions(threads=threads or cpus_per_task)
@@ -256,6 +256,6 @@ def run_parallel(
 
 
 def cpu_count() -> int:
-    from .distributed import cpu_count as _cpu_count
+    from .scheduler import cpu_count as _cpu_count
 
     return _cpu_count()

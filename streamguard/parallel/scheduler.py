@@ -39,7 +39,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from .api import _check_distinct
+from ..api import _check_distinct
+from ..config import Config
+from ..detect import FaceDetector, create_detector
+from ..errors import Cancelled, ClusterError, InputError, StreamguardError
 from .chunks import (
     CHUNKABLE_SUFFIXES,
     MIN_CHUNK_SECONDS,
@@ -53,9 +56,6 @@ from .chunks import (
     plan_chunks,
     work_dir_for,
 )
-from .config import Config
-from .detect import FaceDetector, create_detector
-from .errors import Cancelled, ClusterError, InputError, StreamguardError
 
 __all__ = [
     "WorkerOptions",
@@ -167,7 +167,7 @@ def _detector(config: Config, threads: int) -> FaceDetector:
         if not _DETECTORS:
             atexit.register(_close_detectors)
         if threads:
-            from .detect import TiledDetector
+            from ..detect import TiledDetector
 
             d = config.detect
             _DETECTORS[key] = TiledDetector(
@@ -781,7 +781,7 @@ def auto_chunk_seconds(durations: list[float], slots: int) -> float:
 
 
 def _is_video(p: Path) -> bool:
-    from .api import is_image
+    from ..api import is_image
 
     return not is_image(p)
 
@@ -821,8 +821,8 @@ class _Scheduler:
 
     def survey(self) -> None:
         """Skip finished outputs; read each video's duration and frame count from its header."""
+        from ..sources import probe_video
         from .batch import BatchResult
-        from .sources import probe_video
 
         for i, item in enumerate(self.items):
             if item.output.exists() and not self.overwrite:
@@ -1084,7 +1084,7 @@ def run_distributed(
 
 
 def _estimate_frames(path: Path) -> int:
-    from .sources import probe_video
+    from ..sources import probe_video
 
     if not _is_video(path):
         return 1
