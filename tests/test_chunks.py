@@ -18,8 +18,10 @@ import pytest
 
 from streamguard import Config, anonymize_video
 from streamguard.cli import main
-from streamguard.parallel.chunks import anonymize_chunk, join_chunks, plan_chunks, work_dir_for
+from streamguard.parallel.chunks import anonymize_chunk, plan_chunks
+from streamguard.parallel.join import join_chunks
 from streamguard.parallel.scheduler import KILL_ONCE_ENV
+from streamguard.parallel.workdir import work_dir_for
 
 from .chunk_media import border_clip, packet_times, video_rotation
 from .pixels import assert_destroyed, audio_packets, decode_rgb, face_similarity, video_pts

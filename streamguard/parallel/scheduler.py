@@ -49,13 +49,11 @@ from .chunks import (
     ChunkPlan,
     ChunkResult,
     ChunkSpec,
-    WorkDir,
     anonymize_chunk,
-    config_key,
-    join_chunks,
     plan_chunks,
-    work_dir_for,
 )
+from .join import join_chunks
+from .workdir import WorkDir, config_key, work_dir_for
 
 __all__ = [
     "WorkerOptions",
