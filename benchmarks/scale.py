@@ -128,9 +128,13 @@ def threshold_clip() -> Path:
 
 def child(name: str, long: Path, halves: list[Path], out: Path) -> dict:
     from streamguard import Config, anonymize_video
-    from streamguard.parallel.batch import BatchItem, run_parallel
+    from streamguard.parallel.batch import run_parallel
     from streamguard.parallel.chunks import video_seconds
-    from streamguard.parallel.scheduler import LocalPool, RayPool, WorkerOptions, claim_dir, run_distributed
+    from streamguard.parallel.cluster import RayPool
+    from streamguard.parallel.executors import LocalPool
+    from streamguard.parallel.items import BatchItem
+    from streamguard.parallel.scheduler import run_distributed
+    from streamguard.parallel.tasks import WorkerOptions, claim_dir
 
     config = Config()
     t0 = time.perf_counter()

@@ -24,7 +24,7 @@ from .config import MODES, PRESETS, AnonymizeConfig, Config, DetectConfig, Encod
 from .errors import Cancelled, InputError, StreamguardError, UsageError
 
 if TYPE_CHECKING:
-    from .parallel.batch import BatchItem, BatchResult
+    from .parallel.items import BatchItem, BatchResult
 
 __all__ = ["main", "build_parser"]
 
@@ -335,7 +335,8 @@ def _parallel(args: argparse.Namespace) -> bool:
 def _run_parallel(args: argparse.Namespace, config: Config, stop: threading.Event) -> int:
     """--jobs N / --ray: one file (chunked when long) or a batch, through one scheduler."""
     from .errors import OutputError
-    from .parallel.batch import BatchItem, run_parallel
+    from .parallel.batch import run_parallel
+    from .parallel.items import BatchItem
 
     if args.report is not None:
         raise UsageError("--report needs a single pass over one file; leave out --jobs and --ray")

@@ -20,7 +20,7 @@ from streamguard import Config, anonymize_video
 from streamguard.cli import main
 from streamguard.parallel.chunks import anonymize_chunk, plan_chunks
 from streamguard.parallel.join import join_chunks
-from streamguard.parallel.scheduler import KILL_ONCE_ENV
+from streamguard.parallel.tasks import KILL_ONCE_ENV
 from streamguard.parallel.workdir import work_dir_for
 
 from .chunk_media import border_clip, packet_times, video_rotation

@@ -3,8 +3,8 @@
 A failing file does not stop the batch; an output that already exists is
 skipped (unless overwrite), so re-running an interrupted batch resumes it.
 With several workers (``jobs``, or a Ray cluster) the run goes through
-:mod:`streamguard.distributed`, which also cuts long videos into chunks and
-resumes their finished chunks.
+:mod:`.scheduler`, which also cuts long videos into chunks and resumes their
+finished chunks.
 """
 
 from __future__ import annotations
@@ -14,20 +14,21 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any
 
 from ..api import VIDEO_SUFFIXES, ImageResult, anonymize_file, default_output
 from ..config import Config
 from ..detect import FaceDetector, create_detector
 from ..errors import Cancelled, StreamguardError
 from ..images import IMAGE_SUFFIXES
+from .cluster import RayPool
+from .executors import Executor, LocalPool, cpu_count, default_threads
+from .items import BatchItem, BatchResult
+from .scheduler import RunInfo, run_distributed
+from .tasks import WorkerOptions
 
-if TYPE_CHECKING:
-    from .scheduler import Executor, RunInfo
-
-__all__ = ["BatchItem", "BatchResult", "collect_inputs", "plan_outputs", "run_batch", "run_parallel"]
+__all__ = ["collect_inputs", "plan_outputs", "run_batch", "run_parallel"]
 
 log = logging.getLogger(__name__)
 
@@ -35,25 +36,6 @@ MEDIA_SUFFIXES = VIDEO_SUFFIXES | IMAGE_SUFFIXES
 
 #: Cores a single pass keeps busy by itself: one file is cut into chunks on a machine with more.
 SINGLE_PASS_CORES = 2
-
-Status = Literal["done", "skipped", "failed"]
-
-
-@dataclass(frozen=True, slots=True)
-class BatchItem:
-    input: Path
-    output: Path
-
-
-@dataclass(frozen=True, slots=True)
-class BatchResult:
-    item: BatchItem
-    status: Status
-    message: str = ""
-    seconds: float = 0.0
-    frames: int = 0
-    exit_code: int = 0
-
 
 def _is_output_name(p: Path) -> bool:
     # Our own results lying beside their inputs are not new inputs, nor are chunks of a run.
@@ -225,8 +207,6 @@ def run_parallel(
     than a single pass uses anyway (:data:`SINGLE_PASS_CORES`).
     Raises :class:`Cancelled` if ``stop`` is set (finished chunks are kept for the next run).
     """
-    from .scheduler import LocalPool, RayPool, WorkerOptions, default_threads, run_distributed
-
     if use_ray:
         options = WorkerOptions(threads=threads or cpus_per_task)
 
@@ -253,9 +233,3 @@ def run_parallel(
             items, config, make, slots=slots, overwrite=overwrite, chunk_seconds=chunk_seconds, stop=stop,
             on_done=on_done, on_progress=on_progress, inline_single=not use_ray,
         )
-
-
-def cpu_count() -> int:
-    from .scheduler import cpu_count as _cpu_count
-
-    return _cpu_count()
