@@ -1,41 +1,69 @@
-"""Many files in one run: collect inputs, map them to outputs, run them, summarize.
+"""Many files in one run: collect inputs, map them to outputs, run them.
 
-A failing file does not stop the batch; an output that already exists is
-skipped (unless overwrite), so re-running an interrupted batch resumes it.
-With several workers (``jobs``, or a Ray cluster) the run goes through
-:mod:`.scheduler`, which also cuts long videos into chunks and resumes their
-finished chunks.
+A failing file does not stop the batch; an output that already exists is skipped (unless
+overwrite), so re-running an interrupted batch resumes it. Every run goes through the one
+scheduler (:mod:`.scheduler`), on the executor its :class:`ParallelOptions` pick: one file after
+another in this process, worker processes, or Ray tasks. With workers, long videos are cut into
+chunks, and an interrupted run resumes their finished chunks.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from ..api import VIDEO_SUFFIXES, ImageResult, anonymize_file, default_output
+from ..api import VIDEO_SUFFIXES, default_output
 from ..config import Config
-from ..detect import FaceDetector, create_detector
-from ..errors import Cancelled, StreamguardError
 from ..images import IMAGE_SUFFIXES
 from .cluster import RayPool
-from .executors import Executor, LocalPool, cpu_count, default_threads
+from .executors import Executor, InlineExecutor, LocalPool, cpu_count, default_threads
 from .items import BatchItem, BatchResult
 from .scheduler import RunInfo, run_distributed
 from .tasks import WorkerOptions
 
-__all__ = ["collect_inputs", "plan_outputs", "run_batch", "run_parallel"]
-
-log = logging.getLogger(__name__)
+__all__ = ["EXECUTORS", "ExecutorKind", "ParallelOptions", "collect_inputs", "plan_outputs", "run_parallel"]
 
 MEDIA_SUFFIXES = VIDEO_SUFFIXES | IMAGE_SUFFIXES
 
 #: Cores a single pass keeps busy by itself: one file is cut into chunks on a machine with more.
 SINGLE_PASS_CORES = 2
+
+ExecutorKind = Literal["inline", "local", "ray"]
+EXECUTORS: tuple[ExecutorKind, ...] = ("inline", "local", "ray")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ParallelOptions:
+    """Where a run's tasks go, and how its videos are cut."""
+
+    #: ``inline``: one task after another in this process; ``local``: worker processes on this
+    #: machine; ``ray``: Ray tasks, on the cluster at ``ray_address`` or on a Ray instance
+    #: started here.
+    executor: ExecutorKind = "local"
+    #: Worker processes (local; None: one per core), or at most this many Ray tasks at once.
+    jobs: int | None = None
+    #: The Ray cluster's HOST:PORT (or ``auto``); None starts a Ray instance here.
+    ray_address: str | None = None
+    #: CPUs each Ray task asks for.
+    cpus_per_task: int = 1
+    #: Codec and detector threads per task; None: this machine's cores divided by ``jobs``
+    #: (local), ``cpus_per_task`` (Ray), the libraries' own choice (inline).
+    threads: int | None = None
+    #: Cut videos at least twice this long into chunks of about this many seconds; None picks
+    #: from the total length and the number of workers (at least 10 s), 0 never cuts.
+    chunk_seconds: float | None = None
+    #: Times a task runs again after its worker process (or Ray worker, or node) died.
+    max_retries: int = 2
+
+    def __post_init__(self) -> None:
+        if self.executor not in EXECUTORS:
+            raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, got {self.executor!r}")
+
 
 def _is_output_name(p: Path) -> bool:
     # Our own results lying beside their inputs are not new inputs, nor are chunks of a run.
@@ -92,9 +120,9 @@ def plan_outputs(inputs: list[tuple[Path, Path]], outdir: Path | None) -> list[B
 def _no_new_empty_folders(items: Iterable[BatchItem]) -> Iterator[None]:
     """Remove the output folders this run made that are still empty at its end.
 
-    Folders are made as files need them (:func:`_run_one`); one still empty at the end had
-    every file for it fail, and a failed run must leave nothing behind. Removed only after
-    the run, when no worker can still need one.
+    Folders are made as files need them (by a file's task, or for a chunked video's work
+    folder); one still empty at the end had every file for it fail, and a failed run must leave
+    nothing behind. Removed only after the run, when no worker can still need one.
     """
     new: set[Path] = set()
     for item in items:
@@ -110,126 +138,58 @@ def _no_new_empty_folders(items: Iterable[BatchItem]) -> Iterator[None]:
                 folder.rmdir()
 
 
-def _run_one(
-    item: BatchItem,
-    config: Config,
-    overwrite: bool,
-    stop: threading.Event | None = None,
-    detector: FaceDetector | None = None,
-    progress: Callable[[int], Any] | None = None,
-) -> BatchResult:
-    t0 = time.perf_counter()
-    try:
-        item.output.parent.mkdir(parents=True, exist_ok=True)
-        result = anonymize_file(
-            item.input,
-            item.output,
-            config,
-            overwrite=overwrite,
-            stop=stop,
-            detector=detector,
-            progress=progress,
-        )
-    except StreamguardError as e:
-        return BatchResult(item, "failed", str(e), time.perf_counter() - t0, exit_code=e.exit_code)
-    except OSError as e:
-        return BatchResult(
-            item, "failed", f"{item.output}: {e.strerror or e}", time.perf_counter() - t0, exit_code=4
-        )
-    frames = 1 if isinstance(result, ImageResult) else result.stats.frames_out
-    return BatchResult(item, "done", "", time.perf_counter() - t0, frames=frames)
-
-
-def run_batch(
-    items: list[BatchItem],
-    config: Config,
-    *,
-    overwrite: bool = False,
-    jobs: int = 1,
-    stop: threading.Event | None = None,
-    on_done: Callable[[BatchResult], Any] | None = None,
-) -> list[BatchResult]:
-    """Process ``items``; a failure is recorded and the batch goes on. Raises Cancelled if stopped."""
-    results: list[BatchResult] = []
-
-    def record(r: BatchResult) -> None:
-        results.append(r)
-        if on_done is not None:
-            on_done(r)
-
-    todo = []
-    for item in items:
-        if item.output.exists() and not overwrite:
-            record(BatchResult(item, "skipped", "output exists"))
-        else:
-            todo.append(item)
-    if jobs <= 1:
-        # One detector for the whole batch: loading its four models per file would cost each file.
-        detector = create_detector(config.detect) if todo else None
-        try:
-            with _no_new_empty_folders(todo):
-                for item in todo:
-                    if stop is not None and stop.is_set():
-                        raise Cancelled("batch stopped")
-                    record(_run_one(item, config, overwrite, stop, detector))
-        finally:
-            if detector is not None:
-                detector.close()
-        if stop is not None and stop.is_set():
-            raise Cancelled("batch stopped")
-        return results
-    results += run_parallel(todo, config, overwrite=overwrite, jobs=jobs, stop=stop, on_done=on_done)[0]
-    return results
-
-
 def run_parallel(
     items: list[BatchItem],
     config: Config,
+    options: ParallelOptions | None = None,
     *,
     overwrite: bool = False,
-    jobs: int | None = None,
-    ray: str | None = None,
-    use_ray: bool = False,
-    cpus_per_task: int = 1,
-    threads: int | None = None,
-    chunk_seconds: float | None = None,
-    max_retries: int = 2,
     stop: threading.Event | None = None,
     on_done: Callable[[BatchResult], Any] | None = None,
     on_progress: Callable[[int, int], Any] | None = None,
 ) -> tuple[list[BatchResult], RunInfo]:
-    """Process ``items`` on ``jobs`` local worker processes, or as Ray tasks (``use_ray``, on the
-    cluster at ``ray`` or on a Ray instance started here); long videos are cut into chunks.
+    """Process ``items`` as ``options`` say (default: a worker process per core); a failing file
+    is recorded and the run goes on.
 
-    ``threads`` per worker defaults to this machine's cores divided by ``jobs`` (local) or to
-    ``cpus_per_task`` (Ray). One file with a local pool runs here as a single pass when it is
-    too short to cut, or (unless ``chunk_seconds`` is given) when this machine has no more cores
-    than a single pass uses anyway (:data:`SINGLE_PASS_CORES`).
+    One file with a local pool runs here as a single pass when it is too short to cut, or
+    (unless ``chunk_seconds`` is given) when this machine has no more cores than a single pass
+    uses anyway (:data:`SINGLE_PASS_CORES`). ``on_done`` gets each file's result as it is
+    settled, ``on_progress`` (frames written, frames expected).
     Raises :class:`Cancelled` if ``stop`` is set (finished chunks are kept for the next run).
     """
-    if use_ray:
-        options = WorkerOptions(threads=threads or cpus_per_task)
-
-        def make() -> Executor:
-            return RayPool(ray or None, jobs=jobs, cpus_per_task=cpus_per_task, max_retries=max_retries,
-                           options=options)
-
-        slots = None
-    else:
-        n = max(1, jobs or cpu_count())
-        options = WorkerOptions(threads=threads or default_threads(n))
+    opts = options or ParallelOptions()
+    chunk_seconds = opts.chunk_seconds
+    make: Callable[[], Executor]
+    slots: int | None
+    if opts.executor == "ray":
+        make = partial(
+            RayPool,
+            opts.ray_address or None,
+            jobs=opts.jobs,
+            cpus_per_task=opts.cpus_per_task,
+            max_retries=opts.max_retries,
+            options=WorkerOptions(threads=opts.threads or opts.cpus_per_task),
+        )
+        slots = None  # the cluster's CPUs, known once Ray is up
+    elif opts.executor == "local":
+        slots = max(1, opts.jobs or cpu_count())
         if chunk_seconds is None and len(items) == 1 and cpu_count() <= SINGLE_PASS_CORES:
             # The single pass already keeps this many cores busy (two detector threads, codec
             # threads): cut in chunks, one file measured no faster here (benchmarks/scale.py,
             # README), so it runs whole unless chunk_seconds asks otherwise.
             chunk_seconds = 0
-
-        def make() -> Executor:
-            return LocalPool(n, options, max_retries=max_retries, stop=stop)
-
-        slots = n
+        make = partial(
+            LocalPool,
+            slots,
+            WorkerOptions(threads=opts.threads or default_threads(slots)),
+            max_retries=opts.max_retries,
+            stop=stop,
+        )
+    else:
+        make = partial(InlineExecutor, WorkerOptions(threads=opts.threads or 0))
+        slots = 1
     with _no_new_empty_folders(items):
         return run_distributed(
             items, config, make, slots=slots, overwrite=overwrite, chunk_seconds=chunk_seconds, stop=stop,
-            on_done=on_done, on_progress=on_progress, inline_single=not use_ray,
+            on_done=on_done, on_progress=on_progress, inline_single=opts.executor == "local",
         )

@@ -40,6 +40,7 @@ import av
 import av.error
 
 from ..anonymize import Anonymizer
+from ..api import build_stages
 from ..config import Config
 from ..detect import FaceDetector, create_detector
 from ..errors import InputError
@@ -345,8 +346,6 @@ def chunk_stages(
     config: Config, detector: FaceDetector, spec: ChunkSpec, fps: float
 ) -> tuple[list[Stage], _KeepOwn]:
     """The single pass's stages with the own-range filter just before the anonymizer."""
-    from ..api import build_stages
-
     stages = build_stages(config, detector, fps=fps)
     keep = _KeepOwn(spec)
     at = next((i for i, s in enumerate(stages) if isinstance(s, Anonymizer)), len(stages))

@@ -24,7 +24,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Protocol
 
 from ..config import Config
-from .tasks import Detectors, Task, TaskOutcome, WorkerOptions, init_pool_worker, run_task
+from .tasks import Detectors, JoinTask, Task, TaskOutcome, WorkerOptions, init_pool_worker, run_task
 
 __all__ = ["Executor", "TaskProgress", "InlineExecutor", "LocalPool", "cpu_count", "default_threads"]
 
@@ -85,8 +85,10 @@ class InlineExecutor:
 
     The task runs on a thread of its own, so that the driver's thread goes on showing progress
     and taking Ctrl-C. Its warnings are logged as they happen; a bug in a task (an unexpected
-    exception) is raised from :meth:`poll`, traceback and all. Detectors are kept across tasks
-    and closed with the executor. ``options.pin`` is for worker processes: leave it off here.
+    exception) is raised from :meth:`poll`, traceback and all, as is a detector that cannot be
+    built (:class:`ModelError`, from :meth:`submit`): the run stops with it, as a single pass
+    does, instead of failing each file in turn. Detectors are kept across tasks and closed with
+    the executor. ``options.pin`` is for worker processes: leave it off here.
     """
 
     slots = 1
@@ -100,6 +102,8 @@ class InlineExecutor:
         self._cancel = threading.Event()
 
     def submit(self, task: Task, config: Config) -> None:
+        if not isinstance(task, JoinTask):
+            self._detectors.get(config, self.options.threads)  # built here: its error stops the run
         fut = self._thread.submit(
             run_task,
             task,
