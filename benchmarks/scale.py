@@ -128,9 +128,12 @@ def threshold_clip() -> Path:
 
 def child(name: str, long: Path, halves: list[Path], out: Path) -> dict:
     from streamguard import Config, anonymize_video
-    from streamguard.batch import BatchItem, run_parallel
-    from streamguard.chunks import video_seconds
-    from streamguard.distributed import LocalPool, RayPool, WorkerOptions, claim_dir, run_distributed
+    from streamguard.parallel import BatchItem, ParallelOptions, run_parallel
+    from streamguard.parallel.chunks import video_seconds
+    from streamguard.parallel.cluster import RayPool
+    from streamguard.parallel.executors import LocalPool
+    from streamguard.parallel.scheduler import run_distributed
+    from streamguard.parallel.tasks import WorkerOptions, claim_dir
 
     config = Config()
     t0 = time.perf_counter()
@@ -141,7 +144,8 @@ def child(name: str, long: Path, halves: list[Path], out: Path) -> dict:
     elif name.startswith("jobs2"):
         # jobs2: the defaults (one file on a 2-core machine runs whole); jobs2-cut: two chunks.
         cut = (video_seconds(long) or 0) / 2 if "cut" in name else None
-        results, info = run_parallel([BatchItem(long, out / long.name)], config, jobs=2, chunk_seconds=cut)
+        results, info = run_parallel([BatchItem(long, out / long.name)], config,
+                                     ParallelOptions(jobs=2, chunk_seconds=cut))
         result.update(frames=sum(r.frames for r in results), workers=info.workers, chunks=info.chunks)
     else:
         workers = int(name[len("pool") if name.startswith("pool") else len("ray")])

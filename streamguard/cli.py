@@ -24,7 +24,7 @@ from .config import MODES, PRESETS, AnonymizeConfig, Config, DetectConfig, Encod
 from .errors import Cancelled, InputError, StreamguardError, UsageError
 
 if TYPE_CHECKING:
-    from .batch import BatchItem, BatchResult
+    from .parallel import BatchItem, BatchResult, ParallelOptions
 
 __all__ = ["main", "build_parser"]
 
@@ -332,10 +332,22 @@ def _parallel(args: argparse.Namespace) -> bool:
     return args.ray is not None or (args.jobs or 1) > 1
 
 
+def _parallel_options(args: argparse.Namespace) -> ParallelOptions:
+    """--jobs N, --ray: workers (--chunk-seconds, --cpus-per-task); else files one after another."""
+    from .parallel import ParallelOptions
+
+    if args.ray is not None:
+        return ParallelOptions(executor="ray", jobs=args.jobs, ray_address=args.ray or None,
+                               cpus_per_task=args.cpus_per_task, chunk_seconds=args.chunk_seconds)
+    if _parallel(args):
+        return ParallelOptions(executor="local", jobs=args.jobs, chunk_seconds=args.chunk_seconds)
+    return ParallelOptions(executor="inline")
+
+
 def _run_parallel(args: argparse.Namespace, config: Config, stop: threading.Event) -> int:
     """--jobs N / --ray: one file (chunked when long) or a batch, through one scheduler."""
-    from .batch import BatchItem, run_parallel
     from .errors import OutputError
+    from .parallel import BatchItem, run_parallel
 
     if args.report is not None:
         raise UsageError("--report needs a single pass over one file; leave out --jobs and --ray")
@@ -369,16 +381,7 @@ def _run_parallel(args: argparse.Namespace, config: Config, stop: threading.Even
 
     try:
         results, info = run_parallel(
-            items,
-            config,
-            overwrite=args.overwrite,
-            jobs=args.jobs,
-            ray=args.ray,
-            use_ray=args.ray is not None,
-            cpus_per_task=args.cpus_per_task,
-            chunk_seconds=args.chunk_seconds,
-            stop=stop,
-            on_done=on_done,
+            items, config, _parallel_options(args), overwrite=args.overwrite, stop=stop, on_done=on_done,
             on_progress=on_progress,
         )
     finally:
@@ -417,7 +420,7 @@ def _batch_items(args: argparse.Namespace) -> tuple[list[BatchItem], list[Path]]
     No output folder is made here: the batch makes folders as files need them, so a run
     that fails (nothing found, every file failing) leaves none behind.
     """
-    from .batch import collect_inputs, plan_outputs
+    from .parallel import collect_inputs, plan_outputs
 
     outdir = args.output
     if outdir is not None and outdir.exists() and not outdir.is_dir():
@@ -434,7 +437,7 @@ def _batch_items(args: argparse.Namespace) -> tuple[list[BatchItem], list[Path]]
 
 
 def _run_batch(args: argparse.Namespace, config: Config, stop: threading.Event) -> int:
-    from .batch import run_batch
+    from .parallel import run_parallel
 
     if args.report is not None:
         raise UsageError("--report takes one input file")
@@ -453,8 +456,8 @@ def _run_batch(args: argparse.Namespace, config: Config, stop: threading.Event) 
             log.error("error: %s", r.message)
 
     try:
-        results = run_batch(
-            items, config, overwrite=args.overwrite, jobs=args.jobs or 1, stop=stop, on_done=on_done
+        results, _ = run_parallel(
+            items, config, _parallel_options(args), overwrite=args.overwrite, stop=stop, on_done=on_done
         )
     finally:
         bar.stop()

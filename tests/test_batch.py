@@ -82,3 +82,52 @@ def test_a_failed_run_creates_nothing(workdir, capsys):
         assert code == 3 and "1 failed" in err, err
         assert not (workdir / "out").exists(), extra
         assert list((workdir / "kept").iterdir()) == [], "a folder that existed stays, and stays empty"
+
+
+def test_a_file_failing_midway_does_not_stop_the_batch(workdir, capsys, monkeypatch):
+    # The pipeline sets its stop event on an error: that must stop this file, not the batch.
+    from streamguard.anonymize import Anonymizer
+    from streamguard.errors import OutputError
+
+    from .chunk_media import short_clip
+
+    (workdir / "in").mkdir()
+    for name in ("a.mp4", "b.mp4"):
+        short_clip(workdir / "in", name)
+    real, calls = Anonymizer.process, []
+
+    def failing(self, frame):
+        calls.append(frame.index)
+        if len(calls) == 5:
+            raise OutputError("a.mp4: disk full (simulated)")
+        return real(self, frame)
+
+    monkeypatch.setattr(Anonymizer, "process", failing)
+    code = main([str(workdir / "in"), "-o", str(workdir / "out"), "--detection", "fast"])
+    err = capsys.readouterr().err
+    assert code == 4 and "interrupted" not in err, err
+    assert "1 done" in err and "1 failed" in err and "disk full (simulated)" in err
+    assert sorted(p.name for p in (workdir / "out").iterdir()) == ["b.mp4"]
+
+
+def test_one_short_file_on_a_pool_runs_in_this_process(workdir):
+    import os
+    import socket
+
+    from streamguard import Config, DetectConfig
+    from streamguard.parallel import BatchItem, ParallelOptions, run_parallel
+
+    from .chunk_media import short_clip
+
+    src = short_clip(workdir)
+    seen = []
+    results, info = run_parallel(
+        [BatchItem(src, workdir / "out.mp4")],
+        Config(detect=DetectConfig(preset="fast")),
+        ParallelOptions(jobs=2),
+        on_progress=lambda done, total: seen.append((done, total)),
+    )
+    assert [(r.status, r.frames) for r in results] == [("done", 30)]
+    assert (info.workers, info.chunks) == (1, 0)
+    assert list(info.worker_cpu) == [f"{socket.gethostname()}:{os.getpid()}"], "no worker process"
+    assert seen[-1] == (30, 30)

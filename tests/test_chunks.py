@@ -17,9 +17,11 @@ import av
 import pytest
 
 from streamguard import Config, anonymize_video
-from streamguard.chunks import anonymize_chunk, join_chunks, plan_chunks, work_dir_for
 from streamguard.cli import main
-from streamguard.distributed import KILL_ONCE_ENV
+from streamguard.parallel.chunks import anonymize_chunk, plan_chunks
+from streamguard.parallel.join import join_chunks
+from streamguard.parallel.tasks import KILL_ONCE_ENV
+from streamguard.parallel.workdir import work_dir_for
 
 from .chunk_media import border_clip, packet_times, video_rotation
 from .pixels import assert_destroyed, audio_packets, decode_rgb, face_similarity, video_pts

@@ -13,7 +13,7 @@ import shutil
 import pytest
 
 from streamguard.cli import main
-from streamguard.distributed import KILL_ONCE_ENV
+from streamguard.parallel.tasks import KILL_ONCE_ENV
 
 from .chunk_media import border_clip, short_clip
 from .pixels import audio_packets, video_pts

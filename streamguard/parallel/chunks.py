@@ -17,21 +17,19 @@ pass's encoder settings and time base, keeping every pts, so the joined file has
 count, timestamps, rotation and audio as a single pass. Chunk files go to a hidden work folder
 next to the output, each renamed into place only when complete, with a manifest that lets an
 interrupted run skip finished chunks; the folder is removed once the joined file is in place.
+
+Planning and one chunk's work are here; the join is in :mod:`.join`, the work folder and its
+manifest in :mod:`.workdir`.
 """
 
 from __future__ import annotations
 
 import bisect
-import contextlib
 import dataclasses
-import hashlib
-import json
 import logging
 import os
-import shutil
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -41,15 +39,15 @@ from typing import Any
 import av
 import av.error
 
-from . import __version__
-from .anonymize import Anonymizer
-from .config import Config
-from .detect import FaceDetector, create_detector
-from .errors import InputError, OutputError
-from .pipeline import Pipeline, RunStats
-from .sinks import VideoFileSink
-from .sources import VideoFileSource, VideoInfo, _video_stream, _why, open_input, probe_video
-from .types import Frame, Stage
+from ..anonymize import Anonymizer
+from ..api import build_stages
+from ..config import Config
+from ..detect import FaceDetector, create_detector
+from ..errors import InputError
+from ..pipeline import Pipeline, RunStats
+from ..sinks import VideoFileSink
+from ..sources import VideoFileSource, VideoInfo, _video_stream, _why, open_input, probe_video
+from ..types import Frame, Stage
 
 __all__ = [
     "CHUNKABLE_SUFFIXES",
@@ -57,12 +55,10 @@ __all__ = [
     "ChunkSpec",
     "ChunkPlan",
     "ChunkResult",
-    "WorkDir",
     "plan_chunks",
     "anonymize_chunk",
-    "join_chunks",
-    "config_key",
-    "work_dir_for",
+    "chunk_offset",
+    "video_seconds",
 ]
 
 log = logging.getLogger(__name__)
@@ -70,12 +66,9 @@ log = logging.getLogger(__name__)
 #: Outputs a chunked run can produce: H.264 in mp4/mov/m4v/mkv (webm and avi use other codecs
 #: and run in one piece).
 CHUNKABLE_SUFFIXES = frozenset({".mp4", ".mov", ".m4v", ".mkv"})
-#: Chunk files are MP4 whatever the output: it keeps any time base and the encoder's dts exactly.
-CHUNK_SUFFIX = ".mp4"
 #: Shortest chunk worth a worker: each costs a warm-up (about 1.3 s of video detected again)
 #: and a worker start.
 MIN_CHUNK_SECONDS = 10.0
-MANIFEST_VERSION = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -353,8 +346,6 @@ def chunk_stages(
     config: Config, detector: FaceDetector, spec: ChunkSpec, fps: float
 ) -> tuple[list[Stage], _KeepOwn]:
     """The single pass's stages with the own-range filter just before the anonymizer."""
-    from .api import build_stages
-
     stages = build_stages(config, detector, fps=fps)
     keep = _KeepOwn(spec)
     at = next((i for i, s in enumerate(stages) if isinstance(s, Anonymizer)), len(stages))
@@ -398,285 +389,3 @@ def anonymize_chunk(
             "%s: chunk %d decoded %d of its %d frames", input_path, spec.index, keep.frames, spec.frames
         )
     return ChunkResult(spec.index, keep.frames, keep.damaged, time.perf_counter() - t0, stats)
-
-
-# -- joining -------------------------------------------------------------------------------------------
-
-
-class _RemuxSink(VideoFileSink):
-    """A :class:`VideoFileSink` whose video packets come already encoded (stream copy)."""
-
-    def __init__(
-        self, output: Path, info: VideoInfo, config: Any, *, template: av.stream.Stream, overwrite: bool
-    ) -> None:
-        self._template = template
-        super().__init__(output, info, config, overwrite=overwrite, copy_audio=True)
-
-    def _add_video(self) -> av.video.stream.VideoStream:
-        s = self._container.add_stream_from_template(self._template)
-        # As the single pass: the input's time base, no stream tags but the muxer's own.
-        s.time_base = self.info.time_base
-        s.codec_context.framerate = self.info.fps
-        s.metadata.clear()
-        return s
-
-    def write_packet(self, packet: av.Packet) -> None:
-        packet.stream = self._stream
-        try:
-            self._mux([packet])
-        except av.error.FFmpegError as e:
-            raise OutputError(f"{self.path}: cannot write joined video: {_why(e)}") from e
-        except OSError as e:
-            raise OutputError(f"{self.path}: cannot write: {_why(e)}") from e
-        self.frames += 1
-
-    def _finish(self) -> None:
-        if self.frames == 0:
-            raise OutputError(f"{self.path}: no frames to write")
-        try:
-            if self._passthrough is not None:
-                self._passthrough.mux_until(self._container, None)
-        except (av.error.FFmpegError, OSError) as e:
-            raise OutputError(f"{self.path}: cannot finish output: {_why(e)}") from e
-
-
-def _chunk_packets(path: Path) -> Iterator[av.Packet]:
-    try:
-        with av.open(str(path)) as c:
-            for pkt in c.demux(c.streams.video[0]):
-                if pkt.dts is None and pkt.pts is None:
-                    continue  # the demuxer's end-of-stream flush
-                if pkt.dts is None or pkt.pts is None:
-                    raise OutputError(f"{path}: chunk packet without timestamps")
-                yield pkt
-    except (av.error.FFmpegError, OSError) as e:
-        raise OutputError(f"{path}: cannot read chunk: {_why(e)}") from e
-
-
-#: Most packets an H.264 encoder delays (B-frame reorder depth) that a join has to re-time.
-_MAX_LEAD = 16
-
-
-def join_chunks(
-    input_path: str | os.PathLike[str],
-    plan: ChunkPlan,
-    chunk_paths: list[Path],
-    output: str | os.PathLike[str],
-    config: Config,
-    *,
-    overwrite: bool = False,
-    stop: threading.Event | None = None,
-) -> int:
-    """Stream-copy the chunks' video into ``output`` with the input's audio; returns the frame count.
-
-    Each chunk starts with an IDR frame, so it decodes on its own. Only the dts of a chunk's
-    first packets (those the encoder's B-frame delay put before its first pts) are rewritten, to
-    the pts of the frames just before the chunk, as one encoder would have given them: dts stay
-    increasing and below pts. Refuses chunks with frames outside their range or other settings.
-    """
-    from .errors import Cancelled
-
-    src = Path(input_path)
-    if len(chunk_paths) != len(plan.chunks):
-        raise OutputError(f"{output}: {len(chunk_paths)} chunk files for {len(plan.chunks)} chunks")
-    info = probe_video(src)
-    try:
-        first = av.open(str(chunk_paths[0]))
-    except (av.error.FFmpegError, OSError) as e:
-        raise OutputError(f"{chunk_paths[0]}: cannot read chunk: {_why(e)}") from e
-    with first:
-        template = first.streams.video[0]
-        extradata = template.codec_context.extradata
-        chunk_tb = Fraction(template.time_base)
-        sink = _RemuxSink(Path(output), info, config.encode, template=template, overwrite=overwrite)
-    ok = False
-    frames = 0
-    try:
-        recent: deque[int] = deque(maxlen=_MAX_LEAD)  # the latest pts written, in order
-        last_dts: int | None = None
-
-        def emit(pkt: av.Packet, dts: int) -> None:
-            nonlocal last_dts
-            if last_dts is not None and dts <= last_dts:
-                dts = last_dts + 1
-            if dts > pkt.pts:
-                raise OutputError(f"{output}: cannot join the chunks: timestamps do not fit")
-            pkt.dts = last_dts = dts
-            sink.write_packet(pkt)
-
-        for spec, path in zip(plan.chunks, chunk_paths, strict=True):
-            if stop is not None and stop.is_set():
-                raise Cancelled("join stopped")
-            try:
-                with av.open(str(path)) as c:
-                    s = c.streams.video[0]
-                    same = Fraction(s.time_base) == chunk_tb and s.codec_context.extradata == extradata
-            except (av.error.FFmpegError, OSError) as e:
-                raise OutputError(f"{path}: cannot read chunk: {_why(e)}") from e
-            if not same:
-                raise OutputError(
-                    f"{path}: chunk encoded with other settings than the first; "
-                    "every worker needs the same streamguard and PyAV versions"
-                )
-            lo = spec.start * plan.time_base
-            hi = None if spec.end is None else spec.end * plan.time_base
-            offset = chunk_offset(spec) * plan.time_base / chunk_tb
-            if offset.denominator != 1:
-                raise OutputError(f"{path}: chunk time base {chunk_tb} does not fit the input's")
-            floor = recent[-1] if recent else None
-            chunk_pts: list[int] = []
-            leading: list[av.Packet] | None = []
-            p0 = None
-            for pkt in _chunk_packets(path):
-                pkt.pts += int(offset)
-                pkt.dts += int(offset)
-                # As from the encoder: no duration, so the muxer times the last frame as in one pass.
-                pkt.duration = 0
-                pts = int(pkt.pts)
-                t = pts * chunk_tb
-                if t < lo or (hi is not None and t >= hi) or (floor is not None and pts <= floor):
-                    raise OutputError(f"{path}: chunk {spec.index} holds a frame outside its range")
-                chunk_pts.append(pts)
-                if leading is not None:
-                    p0 = pts if p0 is None else p0
-                    if pkt.dts < p0 and len(leading) < _MAX_LEAD:
-                        leading.append(pkt)
-                        continue
-                    _emit_leading(leading, recent, emit)
-                    leading = None
-                emit(pkt, int(pkt.dts))
-            if leading:
-                _emit_leading(leading, recent, emit)
-            if not chunk_pts:
-                raise OutputError(f"{path}: chunk {spec.index} holds no frames")
-            chunk_pts.sort()
-            if len(set(chunk_pts)) != len(chunk_pts):
-                raise OutputError(f"{path}: chunk {spec.index} repeats a frame")
-            recent.extend(chunk_pts[-_MAX_LEAD:])
-            frames += len(chunk_pts)
-        ok = True
-    finally:
-        written = sink.close(success=ok)
-    assert written is not None
-    return frames
-
-
-def _emit_leading(
-    leading: list[av.Packet], recent: deque[int], emit: Callable[[av.Packet, int], None]
-) -> None:
-    """A chunk's first packets: dts from the frames before the chunk (the first chunk keeps its own)."""
-    n = len(leading)
-    for i, pkt in enumerate(leading):
-        dts = recent[len(recent) - n + i] if len(recent) >= n else int(pkt.dts)
-        emit(pkt, dts)
-
-
-# -- work folder and manifest -------------------------------------------------------------------------
-
-
-def config_key(config: Config, output: Path) -> str:
-    """What the chunk files depend on: every option but thread counts, the output's suffix and version."""
-    data = dataclasses.asdict(
-        dataclasses.replace(config, encode=dataclasses.replace(config.encode, threads=0))
-    )
-    data["suffix"] = output.suffix.lower()
-    data["version"] = __version__
-    text = json.dumps(data, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def work_dir_for(output: str | os.PathLike[str]) -> Path:
-    out = Path(output)
-    return out.with_name(f".{out.name}.streamguard-chunks")
-
-
-def _input_identity(path: Path) -> dict[str, Any]:
-    st = path.stat()
-    return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
-
-
-def _write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, path)
-
-
-class WorkDir:
-    """``.<output name>.streamguard-chunks/`` beside the output: chunk files and ``manifest.json``.
-
-    The manifest records the input (path, size, mtime), the options' key, the chunk plan and the
-    chunks finished so far. A later run with the same input and options resumes from it; anything
-    else starts the folder afresh. Only the driver writes the manifest (each write atomic).
-    """
-
-    def __init__(self, output: str | os.PathLike[str]) -> None:
-        self.output = Path(output)
-        self.path = work_dir_for(self.output)
-        self.manifest = self.path / "manifest.json"
-        self.plan: ChunkPlan | None = None
-        self.done: dict[int, dict[str, Any]] = {}
-        self._head: dict[str, Any] = {}
-
-    def chunk_path(self, index: int) -> Path:
-        return self.path / f"chunk-{index:05d}{CHUNK_SUFFIX}"
-
-    def resume(self, input_path: Path, key: str) -> bool:
-        """Load a manifest for this input and options; True if one was found (chunks done kept)."""
-        try:
-            data = json.loads(self.manifest.read_text())
-        except (OSError, ValueError):
-            return False
-        if (
-            data.get("version") != MANIFEST_VERSION
-            or data.get("input") != _input_identity(input_path)
-            or data.get("config") != key
-        ):
-            return False
-        try:
-            self.plan = ChunkPlan.from_json(data["plan"])
-        except (KeyError, TypeError, ValueError):
-            return False
-        self._head = {k: data[k] for k in ("version", "input", "config")}
-        # Done means recorded by the driver and the file in place (renamed only when complete).
-        self.done = {int(k): v for k, v in data.get("done", {}).items() if self.chunk_path(int(k)).is_file()}
-        return True
-
-    def start(self, input_path: Path, key: str, plan: ChunkPlan) -> None:
-        """A fresh folder for ``plan`` (whatever an earlier run left there is removed)."""
-        self.remove()
-        try:
-            self.path.mkdir(parents=True)
-        except OSError as e:
-            raise OutputError(f"{self.output}: cannot create work folder {self.path}: {e.strerror}") from e
-        self.plan = plan
-        self.done = {}
-        self._head = {"version": MANIFEST_VERSION, "input": _input_identity(input_path), "config": key}
-        self._save()
-
-    def mark_done(self, result: ChunkResult) -> None:
-        self.done[result.index] = {
-            "frames": result.frames,
-            "damaged": result.damaged,
-            "seconds": result.seconds,
-        }
-        self._save()
-
-    def clean_partials(self) -> None:
-        """Remove temporary files of chunk attempts that were killed (never renamed into place)."""
-        with contextlib.suppress(OSError):
-            for f in self.path.iterdir():
-                if f.name.startswith(".") and ".part" in f.name:
-                    f.unlink(missing_ok=True)
-
-    def _save(self) -> None:
-        assert self.plan is not None
-        data = dict(
-            self._head, plan=self.plan.to_json(), done={str(k): v for k, v in sorted(self.done.items())}
-        )
-        try:
-            _write_json_atomic(self.manifest, data)
-        except OSError as e:
-            raise OutputError(f"{self.manifest}: cannot write: {e.strerror}") from e
-
-    def remove(self) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
