@@ -12,6 +12,7 @@ Exit codes: 0 done, 1 internal error (a bug: traceback kept), 2 bad usage,
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import signal
 import sys
@@ -337,9 +338,8 @@ SUBCOMMANDS = {
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in SUBCOMMANDS:
-        # A file literally named "live" is still reachable as ./live.
-        import importlib
-
+        # A file literally named "live" is still reachable as ./live. Imported only when asked
+        # for: the web server's FastAPI and uvicorn need not load for a file.
         return int(importlib.import_module(SUBCOMMANDS[argv[0]]).main(argv[1:]))
     parser = build_parser()
     args = parser.parse_args(argv)
