@@ -35,7 +35,7 @@ COPY streamguard ./streamguard
 # The check fails the build, rather than the page at run time, if the page's files
 # (streamguard/web/static) were not installed with the package.
 RUN pip install . \
-    && python -c "from streamguard.web.server import check_assets; check_assets()" \
+    && python -c "from streamguard.web.app import check_assets; check_assets()" \
     && cd / && rm -rf /src
 
 # Not root: the server only needs its temporary folder (a private one under /tmp).

@@ -1,5 +1,9 @@
 """Command line: a thin layer over :mod:`streamguard.api`.
 
+``main`` parses the files command (or hands ``live`` and ``serve`` to their own
+modules), runs it and turns what went wrong into one line and an exit code. The
+options shared with the other front ends are in :mod:`streamguard.options`.
+
 Exit codes: 0 done, 1 internal error (a bug: traceback kept), 2 bad usage,
 3 bad input, 4 output problem, 5 detector model problem, 6 device problem,
 7 Ray unavailable (``--ray``), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
@@ -8,11 +12,12 @@ Exit codes: 0 done, 1 internal error (a bug: traceback kept), 2 bad usage,
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
@@ -20,8 +25,14 @@ from typing import TYPE_CHECKING
 
 from . import __version__
 from .api import anonymize_image, anonymize_video, default_output, is_image
-from .config import MODES, PRESETS, AnonymizeConfig, Config, DetectConfig, EncodeConfig, TrackConfig
+from .config import Config
 from .errors import Cancelled, InputError, StreamguardError, UsageError
+from .options import DEFAULTS, add_anonymize_options, config_from_args, non_negative_float
+from .terminal import ProgressBar, setup_logging
+
+# live_cli imports positive_float (with the option helpers above) from here until it moves onto
+# streamguard.options.
+from .options import positive_float  # noqa: F401  isort: skip
 
 if TYPE_CHECKING:
     from .parallel import BatchItem, BatchResult, ParallelOptions
@@ -35,81 +46,6 @@ EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
 
 log = logging.getLogger("streamguard")
-
-# Slotted dataclasses hide their defaults on the class; read them off an instance.
-_DEFAULTS = Config()
-
-
-def float_option(low: float, high: float = float("inf"), *, low_open: bool = False) -> Callable[[str], float]:
-    """An argparse type for a number in [low, high) (or (low, high) with ``low_open``)."""
-
-    def parse(text: str) -> float:
-        v = float(text)
-        if v < low or (low_open and v == low) or v >= high:
-            left = "(" if low_open else "["
-            raise argparse.ArgumentTypeError(f"must be in {left}{low:g}, {high:g}), got {text}")
-        return v
-
-    return parse
-
-
-positive_float = float_option(0.0, low_open=True)
-_non_negative_float = float_option(0.0)
-_unit_float = float_option(0.0, 1.0, low_open=True)
-
-
-def add_anonymize_options(p: argparse.ArgumentParser) -> None:
-    """Options shared by every front end that anonymizes (files, live)."""
-    g = p.add_argument_group("anonymization")
-    g.add_argument(
-        "--mode", choices=MODES, default="blur", help="how faces are covered"
-    )
-    g.add_argument(
-        "--strength",
-        type=positive_float,
-        default=1.0,
-        help="blur/pixelation strength, relative to face size",
-    )
-    g.add_argument(
-        "--margin",
-        type=_non_negative_float,
-        default=_DEFAULTS.anonymize.margin,
-        help="extra cover around the detected face box, as a fraction of its size (default 0.5: whole head)",
-    )
-    g.add_argument(
-        "--threshold",
-        type=_unit_float,
-        default=_DEFAULTS.detect.threshold,
-        help="detector confidence threshold, 0-1 (default: video 0.5 short-range and 0.6 full-range, "
-        "photos 0.35 and 0.45); lower finds more faces and blurs more that are not",
-    )
-    g.add_argument("--boxes", action="store_true", help="draw outlines of the covered regions")
-    g.add_argument(
-        "--detection",
-        choices=PRESETS,
-        default=_DEFAULTS.detect.preset,
-        help="how hard to look for small faces: fast, balanced (default) or thorough",
-    )
-    g.add_argument(
-        "--min-face",
-        type=int,
-        metavar="PX",
-        help="smallest face height to find, in pixels (default: the --detection preset's)",
-    )
-    t = p.add_argument_group("tracking")
-    t.add_argument(
-        "--hold",
-        type=_non_negative_float,
-        default=_DEFAULTS.track.hold,
-        help="seconds a face stays covered after its last detection (default 0.5)",
-    )
-    t.add_argument(
-        "--detect-every",
-        type=int,
-        default=1,
-        metavar="K",
-        help="run the detector on every K-th frame (default 1)",
-    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -155,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     b.add_argument(
         "--chunk-seconds",
-        type=_non_negative_float,
+        type=non_negative_float,
         default=None,
         metavar="S",
         help="cut videos at least twice this long into chunks of about S seconds, processed in parallel "
@@ -172,9 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_anonymize_options(p)
     v = p.add_argument_group("video output")
     v.add_argument(
-        "--crf", type=int, default=_DEFAULTS.encode.crf, help="x264 quality, lower is better (default 20)"
+        "--crf", type=int, default=DEFAULTS.encode.crf, help="x264 quality, lower is better (default 20)"
     )
-    v.add_argument("--preset", default=_DEFAULTS.encode.preset, help="x264 speed preset (default veryfast)")
+    v.add_argument("--preset", default=DEFAULTS.encode.preset, help="x264 speed preset (default veryfast)")
     v.add_argument(
         "--keep-metadata", action="store_true", help="keep container metadata (GPS, device, dates)"
     )
@@ -182,24 +118,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     p.add_argument("--version", action="version", version=f"streamguard {__version__}")
     return p
-
-
-def config_from_args(args: argparse.Namespace) -> Config:
-    try:
-        return Config(
-            detect=DetectConfig(threshold=args.threshold, preset=args.detection, min_face=args.min_face),
-            track=TrackConfig(hold=args.hold, detect_every=args.detect_every),
-            anonymize=AnonymizeConfig(
-                mode=args.mode, strength=args.strength, margin=args.margin, boxes=args.boxes
-            ),
-            encode=EncodeConfig(
-                crf=getattr(args, "crf", _DEFAULTS.encode.crf),
-                preset=getattr(args, "preset", _DEFAULTS.encode.preset),
-                keep_metadata=getattr(args, "keep_metadata", False),
-            ),
-        )
-    except ValueError as e:
-        raise UsageError(str(e)) from e
 
 
 @contextmanager
@@ -222,79 +140,6 @@ def signals_to_stop(stop: threading.Event) -> Iterator[dict[str, int]]:
             signal.signal(s, h)
 
 
-def _fps_column_class() -> type:
-    from rich.progress import ProgressColumn
-    from rich.text import Text
-
-    class FpsColumn(ProgressColumn):
-        def render(self, task: object) -> Text:
-            speed = getattr(task, "speed", None)
-            return Text(f"{speed:5.1f} fps" if speed else "  ... fps")
-
-    return FpsColumn
-
-
-class _Progress:
-    """A rich progress bar with fps and ETA on a terminal; nothing otherwise."""
-
-    def __init__(self, enabled: bool, label: str) -> None:
-        self.enabled = enabled
-        self.label = label
-        self._bar = None
-        self._task = None
-
-    def start(self, total: int | None) -> None:
-        if not self.enabled:
-            return
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TaskProgressColumn,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        _FpsColumn = _fps_column_class()
-        self._bar = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            TaskProgressColumn(),
-            MofNCompleteColumn(),
-            _FpsColumn(),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            transient=False,
-        )
-        self._bar.start()
-        self._task = self._bar.add_task(self.label, total=total)
-
-    def update(self, done: int, total: int | None = None) -> None:
-        if self._bar is not None:
-            if total is not None:
-                self._bar.update(self._task, completed=done, total=total)
-            else:
-                self._bar.update(self._task, completed=done)
-
-    def stop(self) -> None:
-        if self._bar is not None:
-            self._bar.stop()
-
-
-def _setup_logging(quiet: bool) -> None:
-    """Library warnings go to stderr as 'streamguard: ...' lines (our handler, not the root's)."""
-    logger = logging.getLogger("streamguard")
-    for h in [h for h in logger.handlers if getattr(h, "_streamguard_cli", False)]:
-        logger.removeHandler(h)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("streamguard: %(message)s"))
-    handler._streamguard_cli = True  # type: ignore[attr-defined]
-    logger.addHandler(handler)
-    logger.setLevel(logging.ERROR if quiet else logging.WARNING)
-    logger.propagate = False
-
-
 def _is_batch(args: argparse.Namespace) -> bool:
     return len(args.inputs) > 1 or args.inputs[0].is_dir() or bool(args.output and args.output.is_dir())
 
@@ -307,7 +152,7 @@ def _run_one(args: argparse.Namespace, config: Config, stop: threading.Event) ->
         if not args.quiet:
             print(f"{result.output}: {result.faces} face(s) covered", file=sys.stderr)
         return
-    progress = _Progress(sys.stderr.isatty() and not args.quiet, src.name)
+    progress = ProgressBar(sys.stderr.isatty() and not args.quiet, src.name)
     try:
         result = anonymize_video(
             src,
@@ -365,7 +210,7 @@ def _run_parallel(args: argparse.Namespace, config: Config, stop: threading.Even
         items = [BatchItem(src, out)]
     else:
         items, skipped = _batch_items(args)
-    bar = _Progress(sys.stderr.isatty() and not args.quiet, items[0].input.name if single else "frames")
+    bar = ProgressBar(sys.stderr.isatty() and not args.quiet, items[0].input.name if single else "frames")
     started = False
 
     def on_progress(done: int, total: int) -> None:
@@ -443,7 +288,7 @@ def _run_batch(args: argparse.Namespace, config: Config, stop: threading.Event) 
         raise UsageError("--report takes one input file")
     items, skipped = _batch_items(args)
     show = sys.stderr.isatty() and not args.quiet
-    bar = _Progress(show, "files")
+    bar = ProgressBar(show, "files")
     bar.start(len(items))
     done = 0
 
@@ -496,13 +341,12 @@ SUBCOMMANDS = {
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in SUBCOMMANDS:
-        # A file literally named "live" is still reachable as ./live.
-        import importlib
-
+        # A file literally named "live" is still reachable as ./live. Imported only when asked
+        # for: the web server's FastAPI and uvicorn need not load for a file.
         return int(importlib.import_module(SUBCOMMANDS[argv[0]]).main(argv[1:]))
     parser = build_parser()
     args = parser.parse_args(argv)
-    _setup_logging(args.quiet)
+    setup_logging(args.quiet)
     try:
         config = config_from_args(args)
         if args.jobs is not None and args.jobs < 1:

@@ -24,7 +24,8 @@ import pytest
 from PIL import Image
 
 from streamguard import Config, DetectConfig, synth
-from streamguard.web.jobs import Limits, clean_name, parse_size
+from streamguard.web.jobs import clean_name
+from streamguard.web.limits import Limits, claim_size, format_size, parse_size
 from streamguard.web.server import Running, serve_in_background
 
 from .pixels import assert_destroyed, audio_packets, decode_rgb
@@ -302,6 +303,26 @@ def test_names_are_only_displayed():
     assert parse_size("2G") == 2 * 1024**3 and parse_size("500M") == 500 * MiB and parse_size("1024") == 1024
 
 
+def test_sizes_read_back_and_claims_round_up_to_a_step():
+    assert format_size(parse_size("2G")) == "2 GiB" and format_size(1536) == "1.5 KiB"
+    assert format_size(10) == "10 bytes"
+    # Room is claimed a MiB at a time, never more than the upload limit allows.
+    assert claim_size(1, 8 * MiB) == MiB and claim_size(MiB + 1, 8 * MiB) == 2 * MiB
+    assert claim_size(100 * MiB, 8 * MiB) == 8 * MiB
+
+
+def test_serve_reads_the_anonymize_options_as_the_files_command_does():
+    from streamguard.cli import build_parser as files_parser
+    from streamguard.options import config_from_args
+    from streamguard.web.server import build_parser as serve_parser
+
+    opts = ["--mode", "pixelate", "--strength", "2", "--detection", "fast", "--boxes", "--hold", "1"]
+    files = config_from_args(files_parser().parse_args(["in.mp4", *opts]))
+    served = config_from_args(serve_parser().parse_args(opts))
+    assert (served.anonymize, served.detect, served.track) == (files.anonymize, files.detect, files.track)
+    assert served.anonymize.mode == "pixelate" and served.detect.preset == "fast"
+
+
 def test_unknown_ids_bad_hosts_and_cross_site_requests(serve):
     srv = serve()
     c = Client(srv.url)
@@ -543,7 +564,7 @@ def test_delete_and_reaper_free_a_stalled_upload_at_once(serve, photo):
 def test_free_space_is_shared_by_parallel_and_chunked_uploads(serve, tmp_path, monkeypatch):
     import shutil
 
-    from streamguard.web import jobs
+    from streamguard.web import limits as jobs
 
     # A small disk: the server's reserve and 5 MiB, less what the working folder holds.
     capacity = jobs._DISK_RESERVE + 5 * MiB

@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from streamguard import Config, DetectConfig
-from streamguard.web.jobs import Limits
+from streamguard.web.limits import Limits
 from streamguard.web.server import serve_in_background
 
 from .pixels import assert_destroyed, audio_packets, decode_rgb
