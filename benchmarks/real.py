@@ -115,8 +115,9 @@ class Media:
         return ".mp4" if self.convert == "gif->mp4" else Path(self.path).suffix.lower()
 
 
-def load_media() -> list[Media]:
-    return [Media(**m) for m in json.loads(MEDIA_LIST.read_text())["media"]]
+def load_media(path: Path = MEDIA_LIST) -> list[Media]:
+    """The media of a list (default: the benchmark's own, media.json)."""
+    return [Media(**m) for m in json.loads(path.read_text())["media"]]
 
 
 def git_dir(repo: str) -> Path | None:

@@ -7,6 +7,8 @@ Speed table (default mode):
     python benchmarks/speed.py --seconds 10 --heights 1080 --pan 60   # and a panning camera
     python benchmarks/speed.py --with-deface        # also the peer, in its own venv
     python benchmarks/speed.py my_clip.mp4          # any file (no recall without ground truth)
+    python benchmarks/speed.py --real --presets balanced --x264-preset medium --crf 25 --with-deface
+                                                    # the real clips (below), deface's encoder settings
 
 Rows, all on the same clip: (a) "transcode": PyAV decode + libx264 encode of the same
 file with streamguard's x264 preset and CRF (audio copied), the floor any anonymizer that
@@ -20,6 +22,15 @@ its own bundled ffmpeg from imageio-ffmpeg for reading, writing and the audio co
 is never a dependency of streamguard. deface's defaults also mean its own encoder
 settings (libx264 CRF 25, preset medium) and, for heights not divisible by 16, an
 output scaled to the next multiple (1080 -> 1088); recall scales such frames back.
+
+``--real`` measures real footage instead of generated clips: every video of the real-footage
+benchmark (``benchmarks/real/media.json``, read out of the fetched snapshots by
+``benchmarks/real.py``) and the speed-only real clips of ``benchmarks/real/speed_media.json``
+(real camera footage, no ground truth: its recall is measured by ``real.py`` on the clips that
+have some). Start-up is measured on its own: streamguard on the clip's first frame alone (same
+size, same options); "fps run" is then frames / (wall - start-up). For each streamguard row, a
+second table gives the detector's wall ms per frame against the faces it found on that frame:
+how the cost grows with the number of faces in view, with the least-squares slope in ms per face.
 
 Columns: frames out/in (an anonymizer must keep every frame); fps = frames / wall time
 of the whole process, start-up included, measured the same way for every row; ratio to
@@ -311,9 +322,25 @@ class _NoFaces:
         pass
 
 
+def _timed(detector: object) -> list[tuple[float, int]]:
+    """Wrap ``detector.detect`` so each call's wall ms and number of faces found are recorded."""
+    calls: list[tuple[float, int]] = []
+    inner = detector.detect
+
+    def detect(image, *args, **kwargs):  # noqa: ANN001, ANN202
+        t0 = time.perf_counter()
+        found = inner(image, *args, **kwargs)
+        calls.append((1000 * (time.perf_counter() - t0), len(found)))
+        return found
+
+    detector.detect = detect
+    return calls
+
+
 def worker_streamguard(src: str, dst: str, preset: str, crf: str, x264: str, progress_file: str = "") -> dict:
     from streamguard import Config, DetectConfig, anonymize_video
     from streamguard.config import EncodeConfig
+    from streamguard.detect import create_detector
 
     progress = None
     if progress_file:
@@ -327,10 +354,17 @@ def worker_streamguard(src: str, dst: str, preset: str, crf: str, x264: str, pro
     none = preset == "no-detector"
     config = Config(detect=DetectConfig(preset="balanced" if none else preset),
                     encode=EncodeConfig(crf=int(crf), preset=x264))
-    result = anonymize_video(src, dst, config, overwrite=True, progress=progress,
-                             detector=_NoFaces() if none else None)
+    # The detector the run would create itself, so its cost per call can be recorded (it counts
+    # in the start-up the same way).
+    detector = _NoFaces() if none else create_detector(config.detect)
+    calls = _timed(detector)
+    try:
+        result = anonymize_video(src, dst, config, overwrite=True, progress=progress, detector=detector)
+    finally:
+        detector.close()
     s = result.stats
     return {
+        "calls": calls,
         "frames": s.frames_out,
         "rss_mb": _peak_rss_mb(),
         # The detect stage is SweepDetectStage or DetectStage depending on the options.
@@ -439,9 +473,69 @@ def recall(src: Path, out: Path) -> dict[str, float]:
 # ------------------------------------------------------------------ speed table
 
 
+def real_clips() -> list[Path]:
+    """The real benchmark's videos and the speed-only real clips, materialized from the fetched
+    snapshots (see benchmarks/real.py; a missing snapshot is named in one line)."""
+    import real
+
+    media_dir = real.DEFAULT_OUT / "media"
+    media = [m for m in real.load_media() if m.kind == "video"]
+    media += real.load_media(real.REAL / "speed_media.json")
+    clips = []
+    for m in media:
+        path = real.materialize(m, media_dir)
+        if path is None:
+            raise SystemExit(f"speed.py: {m.repo} is not fetched (python benchmarks/real.py fetch)")
+        clips.append(path)
+    # Largest first: the 1080p clips are what the goal is about.
+    return sorted(clips, key=lambda p: -_frame_size(p)[1])
+
+
+def first_frame_clip(clip: Path) -> Path:
+    """``clip``'s first frame alone (same size, same rotation), for the start-up row."""
+    import av
+
+    out = OUT / f"{clip.stem}.first-frame.mp4"
+    if out.exists():
+        return out
+    with av.open(str(clip)) as ic, av.open(str(out), "w") as oc:
+        ivs = ic.streams.video[0]
+        ovs = oc.add_stream("libx264", rate=ivs.average_rate or 25)
+        ovs.width, ovs.height, ovs.pix_fmt = ivs.codec_context.width, ivs.codec_context.height, "yuv420p"
+        frame = next(ic.decode(ivs))
+        frame.pts = None
+        oc.mux(ovs.encode(frame))
+        oc.mux(ovs.encode(None))
+    return out
+
+
+def faces_table(rows: list[Row]) -> None:
+    """Detector wall ms per frame against the faces it found, per streamguard row."""
+    buckets = ((0, 0), (1, 2), (3, 5), (6, 10), (11, 20), (21, 10**6))
+    for r in rows:
+        calls = r.res.get("calls") or []
+        if not calls:
+            continue
+        print(f"\n{r.name}: detector ms per frame by faces found on it")
+        print("\n| faces | frames | mean ms | median ms |\n|---|---|---|---|")
+        for lo, hi in buckets:
+            ms = sorted(m for m, n in calls if lo <= n <= hi)
+            if ms:
+                label = f"{lo}" if lo == hi else (f">={lo}" if hi > 1000 else f"{lo}-{hi}")
+                print(f"| {label} | {len(ms)} | {sum(ms) / len(ms):.1f} | {ms[len(ms) // 2]:.1f} |")
+        n = [c[1] for c in calls]
+        if len(set(n)) > 1:
+            mn, mm = sum(n) / len(n), sum(c[0] for c in calls) / len(calls)
+            slope = (sum((f - mn) * (m - mm) for m, f in calls) / sum((f - mn) ** 2 for f in n))
+            print(f"\nslope {slope:.2f} ms per face found (mean {mm:.1f} ms at {mn:.1f} faces)")
+
+
 def speed_mode(a: argparse.Namespace) -> None:
-    clips = list(a.files) or [make_clip(int(h), a.seconds, pan) for h in a.heights.split(",")
-                              for pan in ([0.0, a.pan] if a.pan else [0.0])]
+    if a.real:
+        clips = list(a.files) + real_clips()
+    else:
+        clips = list(a.files) or [make_clip(int(h), a.seconds, pan) for h in a.heights.split(",")
+                                  for pan in ([0.0, a.pan] if a.pan else [0.0])]
     if a.with_deface:
         print(f"deface {deface_version()} from {DEFACE_VENV}", flush=True)
     print(f"{os.cpu_count()} CPUs; load average before: {os.getloadavg()[0]:.2f}", flush=True)
@@ -458,15 +552,21 @@ def speed_mode(a: argparse.Namespace) -> None:
             res = run_worker("streamguard", str(clip), str(out), "no-detector", str(a.crf), a.x264_preset)
             rows.append(measure_row("(a2) pipeline, no detector", clip, out, *res, with_recall=a.recall))
         for preset in a.presets.split(","):
+            first = first_frame_clip(clip)
+            out = OUT / f"{first.stem}.sg-{preset}.mp4"
+            args = (preset, str(a.crf), a.x264_preset)
+            startup = run_worker("streamguard", str(first), str(out), *args)[1].wall
             out = OUT / f"{clip.stem}.sg-{preset}.mp4"
             res = run_worker("streamguard", str(clip), str(out), preset, str(a.crf), a.x264_preset)
             rows.append(measure_row(f"(b) streamguard {preset}", clip, out, *res, with_recall=a.recall))
+            rows[-1].startup = startup
         if a.with_deface:
             for scale in (None, deface_scale(clip)):
                 out = OUT / f"{clip.stem}.deface-{scale or 'default'}.mp4"
                 name = f"(c) deface {'--scale ' + scale if scale else 'defaults'}"
                 rows.append(measure_row(name, clip, out, *run_deface(clip, out, scale), with_recall=a.recall))
         print_table(clip.name, rows)
+        faces_table(rows)
         sys.stdout.flush()
 
 
@@ -488,6 +588,13 @@ class Row:
     audio_out: int
     recall: dict
     out_size: tuple[int, int]
+    #: Wall seconds of the same command on the clip's first frame alone (streamguard rows).
+    startup: float | None = None
+
+    @property
+    def fps_run(self) -> float:
+        """Frames per second of wall time after start-up."""
+        return self.res["frames"] / max(1e-6, self.m.wall - (self.startup or 0.0))
 
     @property
     def fps(self) -> float:
@@ -503,9 +610,9 @@ def print_table(title: str, rows: list[Row]) -> None:
     base = rows[0].fps
     print(f"\n### {title}\n")
     head = " | ".join(f"{c.removesuffix('Stage').removesuffix('r').lower()} ms" for c in cols)
-    print(f"| run | frames | fps | x transcode | {head} | CPU ms/frame | peak RSS MB | audio "
-          f"| recall | recall >=32px | load |")
-    print("|---" * (len(cols) + 10) + "|")
+    print(f"| run | frames | fps | x transcode | start-up s | fps run | {head} | CPU ms/frame | peak RSS MB "
+          f"| audio | recall | recall >=32px | load |")
+    print("|---" * (len(cols) + 12) + "|")
     for r in rows:
         st = r.res["stages"]
         stage_ms = " | ".join(f"{st[c]:.1f}" if c in st else "-" for c in cols)
@@ -514,8 +621,9 @@ def print_table(title: str, rows: list[Row]) -> None:
         audio = "copied" if r.audio_out == r.audio_in else f"{r.audio_out}/{r.audio_in}"
         audio = audio if r.audio_in else "-"
         cpu = 1000 * r.m.cpu / max(1, r.res["frames"])
-        print(f"| {r.name} | {r.res['frames']}/{r.frames_in} | {r.fps:.1f} | {r.fps / base:.2f} | {stage_ms} "
-              f"| {cpu:.0f} | {r.rss:.0f} | {audio} | {rc} | {rc32} | {r.m.load:.1f} |")
+        start = f"{r.startup:.2f} | {r.fps_run:.1f}" if r.startup is not None else "- | -"
+        print(f"| {r.name} | {r.res['frames']}/{r.frames_in} | {r.fps:.1f} | {r.fps / base:.2f} | {start} "
+              f"| {stage_ms} | {cpu:.0f} | {r.rss:.0f} | {audio} | {rc} | {rc32} | {r.m.load:.1f} |")
     for r in rows:
         if r.res["frames"] != r.frames_in:
             print(f"\nNOTE {r.name}: wrote {r.res['frames']} frames for {r.frames_in} in.")
@@ -621,6 +729,8 @@ def main(argv: list[str] | None = None) -> None:
                     help="add streamguard's pipeline with a detector that finds nothing: the most any "
                     "preset could reach with detection free")
     ap.add_argument("--no-recall", dest="recall", action="store_false", help="skip the recall columns")
+    ap.add_argument("--real", action="store_true",
+                    help="measure the real clips (benchmarks/real/media.json videos and speed_media.json)")
     g = ap.add_argument_group("long-run check")
     g.add_argument("--long", type=float, nargs="?", const=10.0, metavar="MINUTES",
                    help="run the long-run check on MINUTES of generated 1080p instead (default 10)")

@@ -58,7 +58,7 @@ from streamguard import synth  # noqa: E402
 from streamguard.anonymize import head_box  # noqa: E402
 from streamguard.config import AnonymizeConfig, DetectConfig, TrackConfig  # noqa: E402
 from streamguard.detect import DetectionsToRegions, FaceDetector, create_detector  # noqa: E402
-from streamguard.track import TrackStage  # noqa: E402
+from streamguard.lookahead import TrackStage  # noqa: E402
 from streamguard.types import Box, Detection, Frame, Region, Stage  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -88,7 +88,7 @@ def build_stages(
         # A photo is one frame: it gets the preset's finer, wider photo plan.
         stages = [DetectStage(detector.stills() if isinstance(detector, TiledDetector) else detector)]
     if video:
-        from .track import TrackStage
+        from .lookahead import TrackStage
 
         stages.append(TrackStage(config.track, fps=fps or 30.0))
     else:

@@ -1,29 +1,24 @@
-"""Temporal safety: keep faces covered between, around and before their detections.
+"""Temporal safety: keep faces covered between and around their detections.
 
-:class:`Tracker` coasts faces through missed detections (a Kalman filter each); :class:`TrackStage`
-sets covered regions (face boxes: the anonymizer adds the head margin), ends tracks at scene cuts
-and backfills, from a look-ahead window, the frames before a face's first detection.
+:class:`Tracker` coasts faces through missed detections (a Kalman filter each, Hungarian
+matching); :class:`~streamguard.lookahead.TrackStage` runs it as a pipeline stage.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 from filterpy.kalman import KalmanFilter
 from scipy.optimize import linear_sum_assignment
 
-from .colour import pack
-from .config import TrackConfig
-from .scenecut import CUT_THRESHOLD, SceneCutDetector
-from .types import Box, Detection, Frame, Region, Stage
+from .types import Box, Detection
 
-__all__ = ["Coast", "LIVE_COAST", "FILE_COAST", "Track", "TrackState", "Tracker", "TrackStage"]
+__all__ = ["Coast", "LIVE_COAST", "FILE_COAST", "Track", "TrackState", "Tracker", "to_near_edges"]
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +54,7 @@ FILE_COAST = Coast(grow0=0.1, speed=0.75)
 _DUPLICATE = 0.7  # share of an unmatched box inside a matched one that makes it a duplicate
 _GATE = 1.0  # non-overlapping pairs match only within this many box sizes (plus uncertainty)
 _SHRINK = 0.9  # a matched covered box keeps at least this fraction of last frame's size
-_EPS = 1e-6  # seconds: float slack for hold/lookahead comparisons
-_REFINE_HITS = 3  # backfill along the velocity after each of a young track's first matches
+EPS = 1e-6  # seconds: float slack for hold/lookahead comparisons
 
 
 def to_near_edges(b: Box, width: int, height: int) -> Box:
@@ -256,7 +250,7 @@ class Tracker:
                     continue
                 self._tracks.append(_Filter(self._next_id, det, time, self.coast))
                 self._next_id += 1
-        self._tracks = [t for t in self._tracks if time - t.last_hit <= self.hold + _EPS]
+        self._tracks = [t for t in self._tracks if time - t.last_hit <= self.hold + EPS]
         for trk in self._tracks:
             trk.cover(time)
         return [trk.snapshot(time) for trk in self._tracks]
@@ -273,7 +267,7 @@ class Tracker:
         if self._time is not None and time < self._time:
             time = self._time
         dt = 0.0 if self._time is None else time - self._time
-        return [trk.forecast(dt, time) for trk in self._tracks if time - trk.last_hit <= self.hold + _EPS]
+        return [trk.forecast(dt, time) for trk in self._tracks if time - trk.last_hit <= self.hold + EPS]
 
     def _match(self, dets: list[Detection], time: float) -> list[tuple[int, int]]:
         if not self._tracks or not dets:
@@ -298,164 +292,3 @@ class Tracker:
                 cost[i, j] = (1.0 - iou) + dist
         rows, cols = linear_sum_assignment(cost)
         return [(int(r), int(c)) for r, c in zip(rows, cols, strict=True) if cost[r, c] < big]
-
-
-@dataclass(slots=True)
-class _Held:
-    frame: Frame
-    time: float
-    shot: int
-
-
-@dataclass(slots=True)
-class _Birth:
-    time: float
-    box: Box
-    score: float
-    shot: int
-    velocities: list[tuple[float, float]] = field(default_factory=list)
-
-
-class TrackStage(Stage):
-    """Tracking stage: sets ``frame.regions`` from detections, tracks, scene cuts and backfill.
-
-    With ``lookahead > 0`` frames are held back up to ``lookahead`` seconds so that a new face is
-    also covered in the frames before its first detection. The window holds at most
-    ``ceil(lookahead * fps) + 1`` frames, kept as 4:2:0 YUV (:func:`~streamguard.colour.pack`):
-    at 1080p30 with 0.5 s that is 16 x 3.1 MB = 50 MB instead of 99.5 MB as RGB. Frames leave it
-    that way; :class:`~streamguard.anonymize.Anonymizer` covers them in the planes (or unpacks
-    each to RGB, where it must draw).
-    ``lookahead = 0`` hands every frame on at once (live mode).
-    """
-
-    def __init__(self, config: TrackConfig | None = None, fps: float = 30.0, *,
-                 cut_threshold: float | None = CUT_THRESHOLD) -> None:
-        config = TrackConfig() if config is None else config
-        if not isinstance(config, TrackConfig):
-            raise ValueError(f"config must be a TrackConfig, got {config!r}")
-        if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not (0 < fps < math.inf):
-            raise ValueError(f"fps must be a positive number, got {fps!r}")
-        self.config = config
-        self.fps = float(fps)
-        # With a look-ahead as long as the hold, a face found again is bridged over its whole gap.
-        bridged = config.lookahead >= config.hold > 0
-        self._tracker = Tracker(config.hold, FILE_COAST if bridged else LIVE_COAST)
-        self._cuts = SceneCutDetector(cut_threshold) if cut_threshold is not None else None
-        self._window: deque[_Held] = deque()
-        self._max_held = math.ceil(config.lookahead * self.fps - 1e-9) + 1 if config.lookahead > 0 else 0
-        self._births: dict[int, _Birth] = {}
-        self._shot = 0
-        if config.hold < (config.detect_every - 1) / self.fps:
-            log.warning("hold %.3f s is shorter than the detector cadence (every %d frames at %g fps): "
-                        "faces are exposed between detections", config.hold, config.detect_every, self.fps)
-
-    @property
-    def held_frames(self) -> int:
-        """Frames currently held in the look-ahead window."""
-        return len(self._window)
-
-    @property
-    def max_held_frames(self) -> int:
-        """Upper bound on :attr:`held_frames` (0 in live mode)."""
-        return self._max_held
-
-    def window_bytes(self, width: int, height: int) -> int:
-        """Worst-case memory of the window's images for frames of ``width`` x ``height`` (4:2:0)."""
-        return self._max_held * width * height * 3 // 2
-
-    def process(self, frame: Frame) -> list[Frame]:
-        t = frame.time if frame.time is not None else frame.index / self.fps
-        out: list[Frame] = []
-        # A damaged frame's content is not the scene: neither a cut nor a new reference.
-        if self._cuts is not None and not frame.damaged and self._cuts(frame.image):
-            log.debug("scene cut at frame %d (%.3f s): ending all tracks", frame.index, t)
-            self._tracker.reset()
-            self._births.clear()
-            self._shot += 1
-            # Backfill never crosses a cut, so the old shot's frames can go now.
-            out.extend(h.frame for h in self._window)
-            self._window.clear()
-        detections = frame.detections if frame.detected else None
-        tracks = self._tracker.update(detections, t)
-        bounds = Box(0, 0, frame.width, frame.height)
-        new = tuple(
-            Region(trk.box, "detection" if trk.matched else "prediction", trk.id, trk.score)
-            for trk in tracks if trk.box.intersection(bounds) > 0
-        )
-        frame.regions = frame.regions + new  # keep regions other stages added
-        if not self._max_held:
-            return [*out, frame]
-        self._window.append(_Held(frame, t, self._shot))
-        while self._window and (len(self._window) > self._max_held
-                                or self._window[0].time < t - self.config.lookahead - _EPS):
-            out.append(self._window.popleft().frame)
-        if self._window and self._window[-1].frame is frame:
-            pack(frame)  # it waits: in half the memory (colour.pack; free for a decoded frame)
-        self._backfill(tracks, t)  # after the release: it reaches back `lookahead` and no further
-        return out
-
-    def flush(self) -> list[Frame]:
-        out = [h.frame for h in self._window]
-        self._window.clear()
-        return out
-
-    def _backfill(self, tracks: list[Track], t: float) -> None:
-        young = {trk.id for trk in tracks if trk.hits <= _REFINE_HITS}
-        for trk in tracks:
-            if not trk.matched:
-                continue
-            if trk.hits > 1 and trk.prev_box is not None and t - trk.prev_hit > 1.5 / self.fps:
-                self._bridge(trk, t)
-            if trk.hits == 1:
-                self._births[trk.id] = _Birth(t, trk.box, trk.score, self._shot)
-                self._fill(trk.id, self._births[trk.id])
-            elif trk.hits <= _REFINE_HITS and trk.id in self._births:
-                self._births[trk.id].velocities.append(trk.velocity)
-                self._fill(trk.id, self._births[trk.id])
-        for tid in [i for i in self._births if i not in young]:
-            del self._births[tid]
-
-    def _fill(self, track_id: int, birth: _Birth) -> None:
-        """(Re)draw the track's backfill region in the held frames before its birth."""
-        for held in reversed(self._window):
-            if held.time >= birth.time:
-                continue
-            if held.shot != birth.shot:
-                break  # never across a cut
-            dt = birth.time - held.time
-            bounds = Box(0, 0, held.frame.width, held.frame.height)
-            # The birth box (a little larger the further back in time, and stretched to a near
-            # frame edge, through which the face most likely came in): right for a face that
-            # turned to the camera, and the only guess until a second detection gives a velocity.
-            box = to_near_edges(birth.box, held.frame.width, held.frame.height).grown(0.1 + 0.5 * dt)
-            # Back along each velocity estimate; kept beside the birth box as young velocities
-            # are noisy (a face half out of the frame has a box that grows as much as it moves).
-            for vx, vy in birth.velocities:
-                path = birth.box.shifted(-vx * dt, -vy * dt).grown(0.1 + dt)
-                if path.intersection(bounds) > 0:  # else the face was not in the frame yet
-                    box = Box.bounding((box, path))
-            mine = ("backfill", track_id)
-            others = tuple(r for r in held.frame.regions if (r.source, r.track_id) != mine)
-            held.frame.regions = (*others, Region(box, "backfill", track_id, birth.score))
-
-    def _bridge(self, trk: Track, t: float) -> None:
-        """A coasting face found again: also cover the straight path between its two sightings
-        in the held frames between them. The coasting guess alone can fall behind a fast face
-        (e.g. one entering through the frame edge, whose first boxes are clipped)."""
-        assert trk.prev_box is not None
-        span = t - trk.prev_hit
-        for held in reversed(self._window):
-            if held.time >= t:
-                continue
-            if held.time <= trk.prev_hit:
-                break
-            if held.shot != self._shot:
-                break  # never across a cut
-            k = (held.time - trk.prev_hit) / span
-            a, b = trk.prev_box, trk.box
-            box = a.lerp(b, k)
-            # Sized by the larger face side: a clipped box at the edge is narrower than the face.
-            side = max(a.width, a.height, b.width, b.height)
-            cx, cy = box.center
-            box = Box.bounding((box, Box.from_center(cx, cy, side, side))).grown(0.1)
-            held.frame.regions = (*held.frame.regions, Region(box, "backfill", trk.id, trk.score))

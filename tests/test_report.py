@@ -13,8 +13,8 @@ import pytest
 
 from streamguard.config import TrackConfig
 from streamguard.errors import OutputError
+from streamguard.lookahead import TrackStage
 from streamguard.report import ReportWriter
-from streamguard.track import TrackStage
 from streamguard.types import Box, Detection, Frame, Region
 
 IMG = np.zeros((48, 64, 3), np.uint8)

@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 
 from streamguard.config import TrackConfig
+from streamguard.lookahead import TrackStage
 from streamguard.scenecut import CUT_THRESHOLD, SceneCutDetector
-from streamguard.track import Track, Tracker, TrackStage
+from streamguard.track import Track, Tracker
 from streamguard.types import Box, Detection, Frame, Region
 
 W, H = 320, 240
