@@ -15,10 +15,8 @@ import numpy as np
 import pytest
 
 from streamguard import synth
-from streamguard.cameras import CameraSource, StandInCamera
-from streamguard.live import LiveSession
-from streamguard.live_cli import main
-from streamguard.live_sinks import PreviewWindow, RecordSink
+from streamguard.live import CameraSource, LiveSession, PreviewWindow, RecordSink, StandInCamera
+from streamguard.live.cli import main
 from streamguard.sinks import UnprotectedFrameError
 from streamguard.types import Frame
 

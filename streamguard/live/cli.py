@@ -18,9 +18,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .api import VIDEO_SUFFIXES
-from .cameras import StandInCamera, open_source, parse_size
-from .cli import (
+from ..api import VIDEO_SUFFIXES
+from ..cli import (
     EXIT_OK,
     UsageError,
     add_anonymize_options,
@@ -28,10 +27,11 @@ from .cli import (
     positive_float,
     signals_to_stop,
 )
-from .config import Config
-from .errors import StreamguardError
-from .live import LIVE_DETECT, MAX_DETECT_AGE, LiveSession, LiveStats
-from .live_sinks import RECORD_PRESET, PreviewWindow, RecordSink, VirtualCamSink
+from ..config import Config
+from ..errors import StreamguardError
+from .cameras import StandInCamera, open_source, parse_size
+from .session import LIVE_DETECT, MAX_DETECT_AGE, LiveSession, LiveStats
+from .sinks import RECORD_PRESET, PreviewWindow, RecordSink, VirtualCamSink
 
 __all__ = ["main", "build_parser"]
 

@@ -14,7 +14,7 @@ looks a second, while the camera runs at 30 fps.
 Covering what changed (the default): each frame is shown at once, covered by the faces
 the last look found (where it saw them, and where they were heading) and by every part
 of the picture that changed since the frame that look ran on, blurred whole
-(:mod:`.motion`). A face that walks or pops into view changes the picture where it is,
+(:mod:`streamguard.motion`). A face that walks or pops into view changes the picture where it is,
 so it is covered from its first frame, before any look has seen it; a face that did
 not move is where the look saw it. An older look costs a wider cover of whatever
 moves, never an exposed face.
@@ -32,7 +32,7 @@ picture jumped (scene cut, a looped file restarting) and no detection of the new
 picture exists yet, the whole output frame is hidden behind a privacy curtain
 with a notice. Sinks refuse frames the session has not marked protected.
 
-The sources are in :mod:`streamguard.cameras`, the sinks in :mod:`streamguard.live_sinks`.
+The sources are in :mod:`.cameras`, the sinks in :mod:`.sinks`.
 """
 
 from __future__ import annotations
@@ -53,14 +53,14 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .anonymize import Anonymizer, curtain
+from ..anonymize import Anonymizer, curtain
+from ..config import Config, DetectConfig
+from ..detect import FaceDetector, SweepDetectStage, TiledDetector, create_detector, detect_upright
+from ..motion import block_means, changed_boxes
+from ..scenecut import SceneCutDetector
+from ..track import Track, Tracker, to_near_edges
+from ..types import Box, Frame, Region, RegionSource
 from .cameras import LiveSource
-from .config import Config, DetectConfig
-from .detect import FaceDetector, SweepDetectStage, TiledDetector, create_detector, detect_upright
-from .motion import block_means, changed_boxes
-from .scenecut import SceneCutDetector
-from .track import Track, Tracker, to_near_edges
-from .types import Box, Frame, Region, RegionSource
 
 __all__ = [
     "LIVE_DETECT",
@@ -82,7 +82,7 @@ log = logging.getLogger(__name__)
 #: in the session), within ``MAX_DETECT_AGE``; "balanced" took 2-3 times that again, which would
 #: keep the curtain down much of the time.
 LIVE_DETECT = DetectConfig(preset="fast")
-#: Seconds after which a tile where nothing moved is looked at again (see :mod:`.sweep`).
+#: Seconds after which a tile where nothing moved is looked at again (see :mod:`streamguard.detect.sweep`).
 LIVE_RESCAN = 0.5
 #: Seconds without a new detection result after which the picture is curtained. Not less: in
 #: the session (sharing two cores with capture, output and a recorder) a 1280x720 look took
@@ -95,7 +95,7 @@ MAX_DETECT_AGE = 1.0
 #: detector a third of a normal thread's share), since a meeting app competes for the CPU too and a
 #: starved detector means a curtained picture.
 DETECT_NICE = 5
-#: Live frames carry their capture time in this time base (for the recorder in :mod:`.live_sinks`).
+#: Live frames carry their capture time in this time base (for the recorder in :mod:`.sinks`).
 TIME_BASE = Fraction(1, 90_000)
 _POLL = 0.05  # seconds between stop checks while waiting
 #: Seconds a frame may wait beyond its look before a newer, looked-at frame is shown instead.

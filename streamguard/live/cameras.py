@@ -20,10 +20,10 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
-from .api import VIDEO_SUFFIXES
-from .errors import DeviceError, InputError
-from .sources import VideoFileSource
-from .types import Frame
+from ..api import VIDEO_SUFFIXES
+from ..errors import DeviceError, InputError
+from ..sources import VideoFileSource
+from ..types import Frame
 
 __all__ = ["LiveSource", "StandInCamera", "CameraSource", "open_source", "parse_size"]
 
