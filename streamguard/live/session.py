@@ -368,6 +368,12 @@ class LiveSession:
                 self._line_cond.notify_all()
 
     def _detect_loop(self) -> None:
+        try:
+            self._look()
+        except BaseException as e:  # noqa: BLE001 - handed to the caller's thread, as capture's
+            self._fail(e)
+
+    def _look(self) -> None:
         _lower_priority()  # its Python part (tiling, tracking) too
         tracker = Tracker(self.config.track.hold)
         # A tiled detector runs its whole sweep on every look (there is no look-ahead to cover a
@@ -399,20 +405,19 @@ class LiveSession:
                 cells = None if self.wait else block_means(frame.image)
                 result = _Result(kept, frame.captured_at, frame.index, item.segment, done, tracks, cells)
             except Exception as e:  # noqa: BLE001 - fail closed (curtain) and keep trying
-                failures += 1
-                self.stats.detect_errors += 1
-                if failures == 1:
-                    log.error("face detection failed: %s", e, exc_info=log.isEnabledFor(logging.DEBUG))
+                # Published before it is logged: a log handler may block on its stream, and the
+                # frames shown meanwhile must already say why the picture is hidden.
                 with self._lock:
                     self._detect_error = f"face detection failed ({type(e).__name__})"
                     self._result = None
                     self._results.clear()
+                    self.stats.detect_errors += 1
                     self._published.notify_all()
+                failures += 1
+                if failures == 1:
+                    log.error("face detection failed: %s", e, exc_info=log.isEnabledFor(logging.DEBUG))
                 self._halt.wait(min(1.0, 0.1 * failures))
                 continue
-            if failures:
-                log.warning("face detection works again after %d failure(s)", failures)
-            failures = 0
             with self._lock:
                 self._result = result
                 self._results.append(result)
@@ -420,6 +425,9 @@ class LiveSession:
                 self.stats.detections += 1
                 self.stats.detect_seconds += done - t0
                 self._published.notify_all()
+            if failures:
+                log.warning("face detection works again after %d failure(s)", failures)
+            failures = 0
 
     # -- the output loop --------------------------------------------------------------------------
     def _looks(self, captured_at: float) -> tuple[_Result | None, _Result | None]:
