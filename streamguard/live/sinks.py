@@ -26,7 +26,8 @@ from ..errors import DeviceError
 from ..sinks import VideoFileSink, require_protected
 from ..sources import VideoInfo
 from ..types import Frame
-from .session import TIME_BASE, draw_notice
+from .cameras import TIME_BASE
+from .notice import draw_notice
 
 __all__ = ["RECORD_PRESET", "RecordSink", "VirtualCamSink", "PreviewWindow"]
 
