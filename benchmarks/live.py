@@ -210,10 +210,8 @@ def worker(size: str, mode: str, seconds: float, detection: str, max_age: float)
     import av
     import numpy as np
 
-    from streamguard.cameras import StandInCamera
     from streamguard.config import Config, DetectConfig
-    from streamguard.live import LiveSession, create_live_detector, draw_notice
-    from streamguard.live_sinks import RecordSink
+    from streamguard.live import LiveSession, RecordSink, StandInCamera, create_live_detector, draw_notice
     from streamguard.synth import GroundTruth
     from streamguard.types import Box
     from tests.pixels import face_similarity

@@ -333,7 +333,7 @@ def _print_summary(results: list[BatchResult], non_media: int) -> None:
 
 #: Subcommands, each a front end module with its own ``main(argv) -> int``.
 SUBCOMMANDS = {
-    "live": "streamguard.live_cli",
+    "live": "streamguard.live.cli",
     "serve": "streamguard.web.server",
 }
 

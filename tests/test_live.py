@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -15,10 +16,8 @@ import numpy as np
 import pytest
 
 from streamguard import synth
-from streamguard.cameras import CameraSource, StandInCamera
-from streamguard.live import LiveSession
-from streamguard.live_cli import main
-from streamguard.live_sinks import PreviewWindow, RecordSink
+from streamguard.live import CameraSource, LiveSession, PreviewWindow, RecordSink, StandInCamera
+from streamguard.live.cli import main
 from streamguard.sinks import UnprotectedFrameError
 from streamguard.types import Frame
 
@@ -199,6 +198,34 @@ def test_curtain_until_first_detection_and_while_detector_raises(still_clip):
     for frame, _ in seen:
         for box in gt.frames[0].boxes:
             assert_destroyed(original, frame.image, box, "behind the curtain")
+
+
+def test_a_failed_look_is_said_at_once_however_long_logging_it_takes(still_clip):
+    # The failure was published only after it was logged: a handler that blocked (a stream
+    # handler a CLI test left on the "streamguard" logger, writing to a closed capture, printed a
+    # "Logging error" traceback instead) kept every frame of a 1 s run saying "starting".
+    class Broken:
+        def detect(self, image: np.ndarray) -> list:
+            raise RuntimeError("model exploded")
+
+        def close(self) -> None:
+            pass
+
+    class SlowHandler(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            time.sleep(1.5)
+
+    seen: list[object] = []
+    handler = SlowHandler(logging.ERROR)
+    logger = logging.getLogger("streamguard")
+    logger.addHandler(handler)
+    source = StandInCamera(still_clip[0], loop=True)
+    try:
+        LiveSession(source, detector=Broken(), on_frame=lambda f, i: seen.append(i)).run(duration=1.0)
+    finally:
+        logger.removeHandler(handler)
+        source.close()
+    assert any("face detection failed" in (info.curtain or "") for info in seen)
 
 
 def test_sinks_refuse_unprotected_frames(tmp_path):

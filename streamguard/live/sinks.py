@@ -20,13 +20,14 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .anonymize import draw_outline
-from .config import EncodeConfig
-from .errors import DeviceError
-from .live import TIME_BASE, draw_notice
-from .sinks import VideoFileSink, require_protected
-from .sources import VideoInfo
-from .types import Frame
+from ..anonymize import draw_outline
+from ..config import EncodeConfig
+from ..errors import DeviceError
+from ..sinks import VideoFileSink, require_protected
+from ..sources import VideoInfo
+from ..types import Frame
+from .cameras import TIME_BASE
+from .notice import draw_notice
 
 __all__ = ["RECORD_PRESET", "RecordSink", "VirtualCamSink", "PreviewWindow"]
 

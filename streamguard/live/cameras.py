@@ -14,20 +14,25 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Protocol
 
 import cv2
 import numpy as np
 
-from .api import VIDEO_SUFFIXES
-from .errors import DeviceError, InputError
-from .sources import VideoFileSource
-from .types import Frame
+from ..api import VIDEO_SUFFIXES
+from ..errors import DeviceError, InputError
+from ..sources import VideoFileSource
+from ..types import Frame
 
-__all__ = ["LiveSource", "StandInCamera", "CameraSource", "open_source", "parse_size"]
+__all__ = ["TIME_BASE", "LiveSource", "StandInCamera", "CameraSource", "open_source", "parse_size"]
 
 log = logging.getLogger(__name__)
+
+#: The time base of live frames' ``pts``: the session stamps each frame with its capture time
+#: (since the session started), the recorder in :mod:`.sinks` writes it.
+TIME_BASE = Fraction(1, 90_000)
 
 
 class LiveSource(Protocol):

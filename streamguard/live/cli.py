@@ -1,5 +1,5 @@
 """``streamguard live``: a webcam anonymized in real time, to a preview window, a virtual camera
-and/or a recording. A thin layer over :mod:`streamguard.live`.
+and/or a recording. A thin layer over :mod:`.session`.
 
 Exit codes as for files: 0 done (Ctrl-C, SIGTERM, ``q``, closing the preview and ``--duration``
 are normal ends: the recording is finished and kept), 2 bad usage, 3 bad input file, 4 output
@@ -18,20 +18,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .api import VIDEO_SUFFIXES
+from ..api import VIDEO_SUFFIXES
+from ..cli import EXIT_OK, add_anonymize_options, config_from_args, positive_float, signals_to_stop
+from ..config import Config
+from ..errors import StreamguardError, UsageError
 from .cameras import StandInCamera, open_source, parse_size
-from .cli import (
-    EXIT_OK,
-    UsageError,
-    add_anonymize_options,
-    config_from_args,
-    positive_float,
-    signals_to_stop,
-)
-from .config import Config
-from .errors import StreamguardError
-from .live import LIVE_DETECT, MAX_DETECT_AGE, LiveSession, LiveStats
-from .live_sinks import RECORD_PRESET, PreviewWindow, RecordSink, VirtualCamSink
+from .detector import LIVE_DETECT
+from .session import MAX_DETECT_AGE, LiveSession
+from .sinks import RECORD_PRESET, PreviewWindow, RecordSink, VirtualCamSink
+from .stats import LiveStats
 
 __all__ = ["main", "build_parser"]
 
