@@ -30,10 +30,6 @@ from .errors import Cancelled, InputError, StreamguardError, UsageError
 from .options import DEFAULTS, add_anonymize_options, config_from_args, non_negative_float
 from .terminal import ProgressBar, setup_logging
 
-# live_cli imports positive_float (with the option helpers above) from here until it moves onto
-# streamguard.options.
-from .options import positive_float  # noqa: F401  isort: skip
-
 if TYPE_CHECKING:
     from .parallel import BatchItem, BatchResult, ParallelOptions
 

@@ -72,12 +72,25 @@ class ProgressBar:
             self._bar.stop()
 
 
+class _Stderr(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time, not the stream it was made with: a
+    library caller (or a test) may replace stderr after ``main`` returned."""
+
+    @property  # type: ignore[override]
+    def stream(self):  # noqa: ANN201
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: object) -> None:
+        pass
+
+
 def setup_logging(quiet: bool) -> None:
     """Library warnings go to stderr as 'streamguard: ...' lines (our handler, not the root's)."""
     logger = logging.getLogger("streamguard")
     for h in [h for h in logger.handlers if getattr(h, "_streamguard_cli", False)]:
         logger.removeHandler(h)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _Stderr()
     handler.setFormatter(logging.Formatter("streamguard: %(message)s"))
     handler._streamguard_cli = True  # type: ignore[attr-defined]
     logger.addHandler(handler)

@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from ..api import VIDEO_SUFFIXES
-from ..cli import EXIT_OK, add_anonymize_options, config_from_args, positive_float, signals_to_stop
+from ..cli import EXIT_OK, signals_to_stop
 from ..config import Config
 from ..errors import StreamguardError, UsageError
+from ..options import add_anonymize_options, config_from_args, positive_float
 from .cameras import StandInCamera, open_source, parse_size
 from .detector import LIVE_DETECT
 from .session import MAX_DETECT_AGE, LiveSession
