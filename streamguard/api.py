@@ -25,6 +25,7 @@ from .images import IMAGE_SUFFIXES, load_image, output_format, save_image
 from .pipeline import Pipeline, RunStats
 from .sinks import AtomicPath, VideoFileSink, require_protected
 from .sources import VideoFileSource, VideoInfo
+from .threads import quiet_native_pools
 from .types import Frame, Stage
 
 __all__ = [
@@ -195,8 +196,9 @@ def anonymize_image(
     det = detector or create_detector(config.detect)
     try:
         frame = Frame(image=loaded.rgb, index=0)
-        for stage in build_stages(config, det, video=False):
-            frame = stage(frame)
+        with quiet_native_pools():  # the detector's own threads are the parallelism, as in Pipeline.run
+            for stage in build_stages(config, det, video=False):
+                frame = stage(frame)
     finally:
         if detector is None:
             det.close()

@@ -7,8 +7,9 @@ two million context switches per 10 s of 1080p for no gain (measured: CPU time -
 wall time -11% with both pools at one thread). streamguard's own matrices are tiny
 (Kalman filters), and its image calls run on several of its own threads at once.
 
-The limits are process-wide, so they are taken only while a pipeline runs and given back
-after the last one ends: importing streamguard changes nothing in the host program.
+The limits are process-wide, so they are taken only while streamguard works (a pipeline, a
+photo, a live session) and given back after the last such run ends: importing streamguard
+changes nothing in the host program.
 """
 
 from __future__ import annotations

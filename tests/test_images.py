@@ -91,3 +91,30 @@ def test_icc_profile_kept(workdir, detector):
     Image.fromarray(image).save(src, icc_profile=profile)
     result = anonymize_image(src, detector=detector)
     assert Image.open(result.output).info.get("icc_profile") == profile
+
+
+def test_photo_detection_runs_with_quiet_native_pools_and_gives_them_back(workdir, detector):
+    """OpenCV's own pool is held at one thread while the detector looks at a photo (its threads are
+    the parallelism), and the host program's setting comes back afterwards."""
+    import cv2
+
+    seen: list[int] = []
+
+    class Watching:
+        def detect(self, image: np.ndarray) -> list:
+            seen.append(cv2.getNumThreads())
+            return detector.detect(image)
+
+        def close(self) -> None:
+            pass
+
+    src = workdir / "in.png"
+    Image.fromarray(background(320, 240, seed=1)).save(src)
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(3)
+    try:
+        anonymize_image(src, workdir / "out.png", detector=Watching())
+        assert seen == [1]
+        assert cv2.getNumThreads() == 3
+    finally:
+        cv2.setNumThreads(before)
