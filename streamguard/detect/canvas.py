@@ -16,7 +16,7 @@ from ..types import Box
 from .plan import Level, Tile
 
 __all__ = ["level_affine", "level_canvas", "from_frame", "tile_by_tile", "tile_warp", "cut_tile",
-           "halve_to", "to_frame", "rolled_box", "Work"]
+           "halve_to", "box_to_frame", "rolled_box", "Work"]
 
 
 def level_affine(scale: float, angle: float, w: int, h: int, pad: int) -> tuple[np.ndarray, tuple[int, int]]:
@@ -98,7 +98,7 @@ def halve_to(pyramid: list[np.ndarray], k: int) -> None:
         pyramid.append(cv2.pyrDown(pyramid[-1]))
 
 
-def to_frame(m: np.ndarray, box: Box) -> Box:
+def box_to_frame(m: np.ndarray, box: Box) -> Box:
     """Bounding box in frame pixels of a level-canvas box, through the inverse of ``m``."""
     inv = cv2.invertAffineTransform(m)
     pts = np.array([[box.x1, box.y1], [box.x2, box.y1], [box.x1, box.y2], [box.x2, box.y2]])

@@ -39,6 +39,7 @@ from ..types import Box, Detection, normal_roll
 from .base import BlazeFaceDetector
 from .canvas import (
     Work,
+    box_to_frame,
     cut_tile,
     halve_to,
     level_affine,
@@ -46,7 +47,6 @@ from .canvas import (
     rolled_box,
     tile_by_tile,
     tile_warp,
-    to_frame,
 )
 from .fuse import fuse
 from .plan import MODEL_INPUT, MODEL_MIN, PRESETS, Level, Preset, Tile, TileKey, positions
@@ -182,7 +182,7 @@ class TiledDetector:
                     # A turned frame leaves empty canvas corners: skip tiles that show (almost) no frame.
                     if angle and cv2.intersectConvexConvex(sq, frame_poly)[0] < 0.05 * size * size:
                         continue
-                    tiles.append(Tile(i, x, y, to_frame(m, Box(x, y, x + size, y + size)).clipped(w, h)))
+                    tiles.append(Tile(i, x, y, box_to_frame(m, Box(x, y, x + size, y + size)).clipped(w, h)))
             levels.append(Level(i, scale, angle, model, size, overlap, lo, hi, (cw, ch), tuple(tiles),
                                 pad, mirror, self.score(model, still)))
         return levels
