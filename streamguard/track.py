@@ -2,23 +2,30 @@
 
 :class:`Tracker` coasts faces through missed detections (a Kalman filter each, Hungarian
 matching); :class:`~streamguard.lookahead.TrackStage` runs it as a pipeline stage.
+
+filterpy and scipy.optimize are imported where a filter is made and where tracks are matched,
+not with this module: filterpy's packages import all their modules and scipy.stats with them,
+0.65 s of CPU at start-up. :func:`preload` starts that import on a thread of its own when a
+video job begins, so it is not in front of everything else. Whatever needs them first waits in
+that import (Python's import lock) until it is complete: no track is skipped, no frame is handed
+on without its tracks.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import sys
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from filterpy.kalman import KalmanFilter
-from scipy.optimize import linear_sum_assignment
 
 from .types import Box, Detection
 
-__all__ = ["Coast", "LIVE_COAST", "FILE_COAST", "Track", "TrackState", "Tracker", "to_near_edges"]
+__all__ = ["Coast", "LIVE_COAST", "FILE_COAST", "Track", "TrackState", "Tracker", "preload", "to_near_edges"]
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +62,36 @@ _DUPLICATE = 0.7  # share of an unmatched box inside a matched one that makes it
 _GATE = 1.0  # non-overlapping pairs match only within this many box sizes (plus uncertainty)
 _SHRINK = 0.9  # a matched covered box keeps at least this fraction of last frame's size
 EPS = 1e-6  # seconds: float slack for hold/lookahead comparisons
+
+
+_preload_lock = threading.Lock()
+_preloading: threading.Thread | None = None
+
+
+def _import_libraries() -> None:
+    try:
+        import filterpy.kalman  # noqa: F401  (imports scipy.stats, scipy.linalg and scipy.optimize too)
+        import scipy.optimize  # noqa: F401
+    except Exception:  # noqa: BLE001 - the tracker's own import raises it again, where it is handled
+        log.debug("preloading the tracker's libraries failed", exc_info=True)
+
+
+def preload() -> None:
+    """Start importing the tracker's libraries (filterpy, scipy.optimize) on a background thread.
+
+    Called as early as a video job is known (:func:`~streamguard.api.anonymize_video` once the
+    input opened; every :class:`Tracker` too), so the import runs beside the detector's loading
+    rather than before it, and a job that fails early (say, the output exists) fails without
+    waiting for it. Once per process; a no-op when they are loaded already.
+    """
+    global _preloading
+    with _preload_lock:
+        if _preloading is not None or "filterpy.kalman" in sys.modules:
+            return
+        # A daemon: a process that ends early does not wait at exit for an import nobody needs.
+        # Not named streamguard-*: it is no pipeline thread, and ends on its own.
+        _preloading = threading.Thread(target=_import_libraries, name="tracker-preload", daemon=True)
+        _preloading.start()
 
 
 def to_near_edges(b: Box, width: int, height: int) -> Box:
@@ -106,6 +143,9 @@ class _Filter:
     def __init__(self, track_id: int, det: Detection, time: float, coast: Coast = LIVE_COAST) -> None:
         cx, cy = det.box.center
         self.coast = coast
+        # Waits here, not on a placeholder, when preload()'s import is still running.
+        from filterpy.kalman import KalmanFilter
+
         w, h = max(det.box.width, 1.0), max(det.box.height, 1.0)
         self.kf = kf = KalmanFilter(dim_x=8, dim_z=4)
         kf.H = np.hstack([np.eye(4), np.zeros((4, 4))])
@@ -214,6 +254,7 @@ class Tracker:
         self._next_id = 1
         self._time: float | None = None
         self._warned = False
+        preload()  # the first detection needs filterpy: loading, if nobody started that yet
 
     def reset(self) -> None:
         """End every track (a scene cut). Ids keep counting so they stay unique in a run."""
@@ -272,6 +313,8 @@ class Tracker:
     def _match(self, dets: list[Detection], time: float) -> list[tuple[int, int]]:
         if not self._tracks or not dets:
             return []
+        from scipy.optimize import linear_sum_assignment
+
         big = 1e6
         cost = np.full((len(self._tracks), len(dets)), big)
         for i, trk in enumerate(self._tracks):
