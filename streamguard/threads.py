@@ -35,10 +35,11 @@ def quiet_native_pools() -> Iterator[None]:
     global _users, _saved
     with _lock:
         if _users == 0:
-            # Import the BLAS users first: threadpoolctl only limits libraries already loaded.
-            import filterpy.kalman  # noqa: F401
+            # threadpoolctl only limits libraries already loaded. numpy's OpenBLAS is the one
+            # streamguard calls (filterpy's matrices are numpy's); scipy's own OpenBLAS, which
+            # filterpy's import brings, is never called on its paths, so its pool never wakes.
+            # Importing filterpy here made every photo wait ~0.7 s for a tracker it never uses.
             import numpy  # noqa: F401
-            import scipy.optimize  # noqa: F401
             from threadpoolctl import threadpool_limits
 
             _saved = (cv2.getNumThreads(), threadpool_limits(limits=1, user_api="blas"))
