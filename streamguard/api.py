@@ -82,11 +82,7 @@ def build_stages(
         period = min(
             config.detect.sweep_period, config.track.hold, config.track.lookahead or config.track.hold
         )
-        fps = fps or 30.0
-        every = config.track.detect_every
-        # A steady face may go one run unseen: the tracker must hold it over that gap.
-        rest = config.detect.rest_steady and config.track.hold * fps >= 2 * every
-        stages = [SweepDetectStage(detector, fps=fps, period=period, every=every, rest=rest)]
+        stages = [SweepDetectStage(detector, fps=fps or 30.0, period=period, every=config.track.detect_every)]
     elif video:
         stages = [DetectStage(detector, every=config.track.detect_every)]
     else:

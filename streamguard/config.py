@@ -26,9 +26,6 @@ class DetectConfig:
     #: it plus a look around known faces). 0 runs the full sweep on every frame. Must stay
     #: below the tracker's hold and look-ahead, which cover a face found this late.
     sweep_period: float = 0.25
-    #: Video: a face found on three runs in a row, barely moving, is looked at on every other
-    #: frame, the tracker covering it between (needs a hold of at least two such frames).
-    rest_steady: bool = True
 
     def __post_init__(self) -> None:
         if self.threshold is not None and not 0.0 < self.threshold < 1.0:

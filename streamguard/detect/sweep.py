@@ -24,12 +24,6 @@ under 0.2 to a find, and any change of its pixels still makes it run at once
 (``quiet_rescan`` defaults to 4 x ``rescan``). On the speed benchmark's 1080p clip 64% of the
 tiles are quiet, and rescans were over a third of all model calls (28.2 -> 23.9 calls a frame).
 
-A face found on ``STEADY_RUNS`` runs in a row, each time within ``STEADY_MOVE`` of its size of where
-it was, is looked at on every other run only: the tracker covers it on the run between (a Kalman
-prediction one frame on), and the next run looks at it where it was last found. So the cost of
-faces in view grows by half a model call per steady face and run rather than a whole one; a face
-that moves fast, or was missed once, is looked at on every run again.
-
 Change inside the head of a face found on the frame before does not count: that face is
 looked at again on every frame in its own crop, and no other face can appear inside a
 head without also changing pixels around it (a face in front of it is at least as large,
@@ -42,7 +36,6 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -78,32 +71,6 @@ def _level_for(levels: list[Level], height: float) -> Level | None:
         return abs(math.log(max(height, 1.0) / (lv.min_face if height < lv.min_face else lv.max_face)))
 
     return min(upright, key=distance)
-
-
-#: A face found on this many runs in a row, moving less than ``STEADY_MOVE`` of its height
-#: between them, is looked at on every other run (see module docs).
-STEADY_RUNS = 3
-STEADY_MOVE = 0.25
-
-
-@dataclass(frozen=True, slots=True)
-class _Known:
-    """A face the next run follows: where it was found, on how many runs in a row, and whether
-    the run that just ended left it out (so the next one must look)."""
-
-    face: Detection
-    streak: int = 1
-    rested: bool = False
-
-    @property
-    def steady(self) -> bool:
-        return self.streak >= STEADY_RUNS and not self.rested
-
-
-def _moved(a: Box, b: Box) -> float:
-    """How far ``b``'s centre is from ``a``'s, in face heights."""
-    (ax, ay), (bx, by) = a.center, b.center
-    return math.hypot(bx - ax, by - ay) / max(a.height, b.height, 1.0)
 
 
 #: A known face's box grown by this on every side is its head, where change does not count.
@@ -206,7 +173,7 @@ class SweepDetectStage(Stage):
     """Runs a slice of the tiled sweep on each frame the detector runs on (see module docs)."""
 
     def __init__(self, detector: TiledDetector, *, fps: float, period: float = 0.25, every: int = 1,
-                 rescan: float = 1.0, quiet_rescan: float | None = None, rest: bool = False) -> None:
+                 rescan: float = 1.0, quiet_rescan: float | None = None) -> None:
         if period < 0:
             raise ValueError(f"period must be >= 0 seconds, got {period}")
         if every < 1:
@@ -218,9 +185,6 @@ class SweepDetectStage(Stage):
         if quiet_rescan < rescan:
             raise ValueError(f"quiet_rescan must be >= rescan ({rescan} s), got {quiet_rescan}")
         self.detector = detector
-        #: Whether steady faces are looked at on every other run only (see module docs): only where
-        #: something covers a face between looks (a tracker holding it at least one run).
-        self.rest = rest
         self.every = every
         self.fps = fps
         #: Detector runs per full sweep.
@@ -235,9 +199,7 @@ class SweepDetectStage(Stage):
         self._gated = False
         self._runs = 0
         self._plans: dict[tuple[int, int], tuple[list[list[Tile]], list[Level]]] = {}
-        self._known: list[_Known] = []
-        #: Steady faces the coming run leaves to the tracker (set by :meth:`tiles_for`).
-        self._resting: list[_Known] = []
+        self._recent: list[Detection] = []
         #: Known faces the next run looks at in their own crop (set by :meth:`tiles_for`).
         self.near: list[Detection] = []
         #: Tiles due and tiles run, for the benchmark's account of what the change map saves.
@@ -267,18 +229,13 @@ class SweepDetectStage(Stage):
         gate = image is not None and now is not None and self.rescan > 0
         self._gated = gate
         if gate:
-            self.changes.update(image, [k.face.box for k in self._known])
+            self.changes.update(image, [d.box for d in self._recent])
         due = slices[self._runs % self.slices]
         self.due += len(due)
         chosen = {t.key: t for t in due
                   if not gate or self.changes.changed(t, now, self.rescan, self.quiet_rescan)}
         self.near = []
-        self._resting = []
-        for known in self._known:
-            if self.rest and known.steady:
-                self._resting.append(known)  # looked at on the last run, and will be on the next
-                continue
-            face = known.face
+        for face in self._recent:
             box = face.box
             lv = _level_for(levels, box.height)
             if lv is not None and lv.model != "short" and self.detector.can_crop(width, height, box):
@@ -302,23 +259,9 @@ class SweepDetectStage(Stage):
         taken at ``now`` seconds. Boxes in stored pixels."""
         sweep = _Slice(self.detector, self, now)
         found = detect_upright(sweep, image, rotation)
-        self._known = self._follow(sweep.found)
+        self._recent = list(sweep.found)
         self._runs += 1
         return found
-
-    def _follow(self, found: list[Detection]) -> list[_Known]:
-        """The faces the next run follows: those found now (each with its streak), and the steady
-        ones this run rested that were not found anyway."""
-        out = []
-        for face in found:
-            before = max(self._known, key=lambda k: k.face.box.iou(face.box), default=None)
-            same = (before is not None and before.face.box.iou(face.box) > 0.3
-                    and _moved(before.face.box, face.box) < STEADY_MOVE)
-            out.append(_Known(face, before.streak + 1 if same and before is not None else 1))
-        for known in self._resting:
-            if not any(k.face.box.iou(known.face.box) > 0.3 for k in out):
-                out.append(_Known(known.face, known.streak, rested=True))
-        return out
 
     def __call__(self, frame: Frame) -> Frame:
         if frame.index % self.every:
