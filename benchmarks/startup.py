@@ -73,7 +73,7 @@ timed(api.VideoFileSink, "close", "finish the output")
 pools = pipeline.quiet_native_pools
 
 class _Pools:
-    # Pipeline.run enters it first: its imports wait for the tracker's libraries.
+    # Pipeline.run enters it first (threadpoolctl; before 7dcbb85 it imported filterpy too).
     def __init__(self):
         self.inner = pools()
     def __enter__(self):
@@ -81,7 +81,7 @@ class _Pools:
         try:
             return self.inner.__enter__()
         finally:
-            marks.append(("  of which: pools limit (waits for filterpy)", s, time.time()))
+            marks.append(("  of which: thread pools limit", s, time.time()))
     def __exit__(self, *exc):
         return self.inner.__exit__(*exc)
 
