@@ -98,6 +98,10 @@ class Box:
             min(max(self.y2, 0.0), height),
         )
 
+    def mirrored(self, width: float) -> Box:
+        """This box in the picture mirrored left to right (``width`` px wide)."""
+        return Box(width - self.x2, self.y1, width - self.x1, self.y2)
+
     def rotated(self, degrees: int, width: int, height: int) -> Box:
         """Map a box from an image ``width`` x ``height`` into that image turned
         counter-clockwise by ``degrees`` (a multiple of 90), as ``np.rot90`` turns it."""

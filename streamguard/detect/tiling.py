@@ -429,7 +429,15 @@ class StillDetector:
         self.tiled = tiled
 
     def detect(self, image: np.ndarray) -> list[Detection]:
-        return self.tiled.detect(image, still=True)
+        found = self.tiled.detect(image, still=True)
+        if not self.tiled._preset(still=True).mirrored:
+            return found
+        # The plan again on the mirror image (see Preset.mirrored); its finds mirrored back, and
+        # each face seen by both passes merged into one box as the plan's own tiles are.
+        w = image.shape[1]
+        mirror = self.tiled.detect(np.ascontiguousarray(image[:, ::-1]), still=True)
+        back = [Detection(d.box.mirrored(w), d.score, -d.roll) for d in mirror]
+        return fuse([(d, False) for d in found + back])
 
     def close(self) -> None:
         """Nothing: the models belong to the tiled detector, closed by its owner."""
