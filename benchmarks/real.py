@@ -253,8 +253,8 @@ def read_photo(path: Path) -> np.ndarray:
     return img
 
 
-def _upright(frame: av.VideoFrame) -> np.ndarray:
-    g = frame.to_ndarray(format="gray")
+def _upright(frame: av.VideoFrame, fmt: str = "gray") -> np.ndarray:
+    g = frame.to_ndarray(format=fmt)
     rot = int(getattr(frame, "rotation", 0) or 0) % 360
     # PyAV's rotation is counter-clockwise degrees to apply for display.
     return np.ascontiguousarray(np.rot90(g, rot // 90)) if rot else g

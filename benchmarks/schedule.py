@@ -41,7 +41,6 @@ from pathlib import Path
 
 import av
 import cv2
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -49,6 +48,7 @@ from benchmarks.real import (  # noqa: E402
     DEFAULT_OUT,
     REAL,
     _bucket,
+    _upright,
     face_scores,
     is_exposed,
     load_media,
@@ -75,27 +75,18 @@ def _source_digest() -> str:
     return h.hexdigest()[:12]
 
 
-def _upright_rgb(frame: av.VideoFrame) -> np.ndarray:
-    rgb = frame.to_ndarray(format="rgb24")
-    rot = int(getattr(frame, "rotation", 0) or 0) % 360
-    return np.ascontiguousarray(np.rot90(rgb, rot // 90)) if rot else rgb
-
-
-def reference(clip: Path, preset: str, frames: int | None) -> list[list[Box]]:
+def reference(clip: Path, preset: str) -> list[list[Box]]:
     """Every face the whole plan finds on each frame (upright pixels), cached."""
     from streamguard.detect import TiledDetector
 
-    key = f"{clip.stem}.{preset}.{frames or 'all'}.{_source_digest()}"
-    cache = OUT / f"{key}.json"
+    cache = OUT / f"{clip.stem}.{preset}.{_source_digest()}.json"
     if cache.exists():
         return [[Box(*b) for b in f] for f in json.loads(cache.read_text())]
     out: list[list[Box]] = []
     t0 = time.perf_counter()
     with TiledDetector(preset) as det, av.open(str(clip)) as c:
-        for i, f in enumerate(c.decode(video=0)):
-            if frames is not None and i >= frames:
-                break
-            out.append([d.box for d in det.detect(_upright_rgb(f))])
+        for f in c.decode(video=0):
+            out.append([d.box for d in det.detect(_upright(f, "rgb24"))])
     print(f"  reference {clip.name}: {len(out)} frames in {time.perf_counter() - t0:.0f} s", flush=True)
     OUT.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps([[[b.x1, b.y1, b.x2, b.y2] for b in f] for f in out]))
@@ -116,21 +107,28 @@ def apply(config: Config, pairs: list[str]) -> Config:
     return config
 
 
-def run_variant(clip: Path, pairs: list[str], dst: Path, frames: int | None) -> float:
+def run_variant(src: Path, pairs: list[str], dst: Path) -> float:
     from streamguard import anonymize_video
 
-    src = clip
-    if frames is not None:
-        src = OUT / f"{clip.stem}.first{frames}{clip.suffix}"
-        if not src.exists():
-            _cut(clip, src, frames)
     t0 = time.perf_counter()
     anonymize_video(src, dst, apply(Config(), pairs), overwrite=True)
     return time.perf_counter() - t0
 
 
+def source(clip: Path, frames: int | None) -> Path:
+    """The clip the reference and the variants all run on: ``clip``, or its first ``frames``."""
+    if frames is None:
+        return clip
+    dst = OUT / f"{clip.stem}.first{frames}{clip.suffix}"
+    if not dst.exists():
+        OUT.mkdir(parents=True, exist_ok=True)
+        _cut(clip, dst, frames)
+    return dst
+
+
 def _cut(clip: Path, dst: Path, frames: int) -> None:
-    """The first ``frames`` video packets' worth of ``clip``, by packet copy (no re-encode)."""
+    """The first ``frames`` video packets' worth of ``clip`` (up to the next keyframe), by packet
+    copy (no re-encode)."""
     with av.open(str(clip)) as inp, av.open(str(dst), "w") as out:
         vs = inp.streams.video[0]
         os_ = out.add_stream_from_template(vs)
@@ -190,11 +188,11 @@ def main(argv: list[str] | None = None) -> None:
         clip = materialize(m, MEDIA)
         if clip is None:
             continue
-        ref = reference(clip, a.preset, a.frames)
-        src = clip if a.frames is None else OUT / f"{clip.stem}.first{a.frames}{clip.suffix}"
+        src = source(clip, a.frames)
+        ref = reference(src, a.preset)
         for name, pairs in variants:
             dst = OUT / f"{clip.stem}.{name}.mp4"
-            secs = run_variant(clip, pairs, dst, a.frames)
+            secs = run_variant(src, pairs, dst)
             crops = OUT / "exposed" / name
             tally = evaluate(src, dst, ref, crops)
             for s in SIZES:
