@@ -16,6 +16,7 @@ from .detect import (
     DetectionsToRegions,
     DetectStage,
     FaceDetector,
+    StillDetector,
     SweepDetectStage,
     TiledDetector,
     create_detector,
@@ -87,7 +88,7 @@ def build_stages(
         stages = [DetectStage(detector, every=config.track.detect_every)]
     else:
         # A photo is one frame: it gets the preset's finer, wider photo plan.
-        stages = [DetectStage(detector.stills() if isinstance(detector, TiledDetector) else detector)]
+        stages = [DetectStage(StillDetector(detector) if isinstance(detector, TiledDetector) else detector)]
     if video:
         from .lookahead import TrackStage
 

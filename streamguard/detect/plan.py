@@ -16,12 +16,24 @@ import cv2
 
 from ..types import Box
 
-__all__ = ["MODEL_INPUT", "MODEL_MIN", "Preset", "PRESETS", "Tile", "TileKey", "Level", "positions"]
+__all__ = ["MODEL_INPUT", "MODEL_MIN", "View", "Preset", "PRESETS", "Tile", "TileKey", "Level", "positions"]
 
 #: Model input side in pixels.
 MODEL_INPUT = {"full": 192, "short": 128}
 #: Smallest face (px, in model input) each model finds reliably (measured: ~90% at 16, ~98% at 20).
 MODEL_MIN = {"full": 20, "short": 18}
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """One pass of a photo plan: the picture as it is or mirrored left to right, with every
+    level's face range times ``shift``. BlazeFace finds a small, turned or half-hidden face in
+    one view and misses it in another: it is not symmetric, and a face's size against its
+    level's (where it lands in the tile, how far it is scaled) changes its score too."""
+
+    mirrored: bool = False
+    #: 2 ** 0.5 puts the levels halfway (in scale) between the plain view's, which span 2x each.
+    shift: float = 1.0
+
 
 @dataclass(frozen=True, slots=True)
 class Preset:
@@ -54,12 +66,8 @@ class Preset:
     #: Minimum score of the short- and full-range models' finds, unless the user gives a threshold.
     #: MediaPipe's own are 0.5 and 0.6.
     scores: tuple[float, float] = (0.5, 0.6)
-    #: Also run the plan on the picture mirrored left to right, and merge the two passes' finds.
-    #: BlazeFace is not symmetric: a small, turned or half-hidden face one side misses, its mirror
-    #: image is often found. On the real photos (benchmarks/real.py) balanced's photo plan left
-    #: 91 of 773 faces exposed without it and 51 with it, for more false finds (over-cover 1.58x
-    #: -> 2.35x the faces' area) and twice the detection time: worth it for a photo, not per frame.
-    mirrored: bool = False
+    #: The passes of the plan over a still image, whose finds are merged (see :class:`View`).
+    views: tuple[View, ...] = (View(),)
     #: The plan for still images, where one frame may take the time a few video frames do.
     still: Preset | None = None
 
@@ -76,6 +84,14 @@ class Preset:
 #: face-frames (3 against 0 of 630) and covered 2.8x the faces' area around them against 1.5x.
 _STILL_SCORES = (0.35, 0.45)
 
+#: Photos are searched in three views: as they are, mirrored, and with the levels shifted half a
+#: level. On the 26 real photos (773 faces, benchmarks/real.py) balanced's photo plan left 91
+#: faces exposed in the plain view alone, 51 with the mirror too and 38 with all three, covering
+#: 1.58x, 2.35x and 2.52x the faces' own area outside them, for 1x, 2x and 3x the detection
+#: time: worth it for a photo, not per video frame. A fourth view (shifted and mirrored) left 35
+#: exposed at 2.88x, in a third more time.
+_VIEWS = (View(), View(mirrored=True), View(shift=2 ** 0.5))
+
 
 _TURNS = (90.0, 180.0, 270.0)
 # Video turns only the levels of faces from 160 px (1080p): turning the 80-160 px level too (8
@@ -91,12 +107,12 @@ PRESETS: dict[str, Preset] = {
     "balanced": Preset(min_face=20, models=("short", "full"), turns=_TURNS, turn_min_face=160,
                        still=Preset(min_face=10, models=("short", "short", "full"), max_upscale=2.0,
                                     angles=(-35.0, 35.0), angle_min_face=48, turns=_TURNS,
-                                    turn_min_face=48, scaled=False, scores=_STILL_SCORES, mirrored=True)),
+                                    turn_min_face=48, scaled=False, scores=_STILL_SCORES, views=_VIEWS)),
     "thorough": Preset(min_face=16, models=("short", "full"), angles=(-35.0, 35.0), angle_min_face=20,
                        turns=_TURNS, turn_min_face=40,
                        still=Preset(min_face=8, models=("short", "short", "full"), max_upscale=2.25,
                                     angles=(-35.0, 35.0), angle_min_face=24, turns=_TURNS,
-                                    turn_min_face=32, scaled=False, scores=_STILL_SCORES, mirrored=True)),
+                                    turn_min_face=32, scaled=False, scores=_STILL_SCORES, views=_VIEWS)),
 }
 
 
