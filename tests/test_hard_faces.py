@@ -53,7 +53,7 @@ def test_faces_lying_sideways_and_upside_down_are_covered_in_video(tmp_path: Pat
 
 def test_back_rows_of_tiny_faces_in_a_photo_are_covered(tmp_path: Path) -> None:
     # A group photo's back rows: faces of 12-23 px in a 2000 px picture. The photo plan looks for
-    # faces from 10 px whatever the picture's size (the video plan's 20 px, grown with the frame,
+    # faces from 8 px whatever the picture's size (the video plan's 20 px, grown with the frame,
     # left all 12-16 px faces and one of 19 px untouched here).
     sprites = synth.load_faces()
     image = synth.background(2000, 1333, seed=11)

@@ -207,7 +207,7 @@ def test_the_shifted_view_puts_its_levels_between_the_plain_views(balanced: Tile
                 if lv.angle == 0 and len(lv.tiles) > 1]
 
     plain, shifted = upright_ranges(1.0), upright_ranges(2 ** 0.5)
-    assert plain[0] == pytest.approx(10) and shifted[0] == pytest.approx(10 * 2 ** 0.5)
+    assert plain[0] == pytest.approx(8) and shifted[0] == pytest.approx(8 * 2 ** 0.5)
     for lo, mid, hi in zip(plain, shifted, plain[1:], strict=False):
         assert lo < mid < hi, (plain, shifted)
 
