@@ -184,6 +184,7 @@ def test_photos_are_searched_in_three_views(balanced: TiledDetector, sprites: li
            for i, h in enumerate([7, 8, 9, 10, 11, 12, 13])]
     views = PRESETS["balanced"].still.views
     assert [(v.mirrored, round(v.shift, 3)) for v in views] == [(False, 1.0), (True, 1.0), (False, 1.414)]
+    assert set(views) < set(PRESETS["thorough"].still.views), "thorough: every view of balanced, and more"
 
     plain = balanced.detect(img, still=True)
     mirror = [Detection(d.box.mirrored(640), d.score, -d.roll)
