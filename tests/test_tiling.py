@@ -222,6 +222,7 @@ def test_a_photos_weak_large_find_gets_either_models_second_look(balanced: Tiled
 
     img = cv2.resize(np.ascontiguousarray(np.repeat(data.camera()[:, :, None], 3, axis=2)), None,
                      fx=1.5, fy=1.5, interpolation=cv2.INTER_AREA)
+
     def second_looks(det: TiledDetector, still: bool) -> tuple[list[Detection], list[tuple[Box, str, bool]]]:
         calls: list[tuple[Box, str, bool]] = []
         real_verify = det.verify
