@@ -58,8 +58,7 @@ class Sample:
 def _sprites() -> list[synth.FaceSprite]:
     out = []
     for s in synth.load_faces():
-        w = s.rgb.shape[1]
-        mirrored = Box(w - s.face.x2, s.face.y1, w - s.face.x1, s.face.y2)
+        mirrored = s.face.mirrored(s.rgb.shape[1])
         out += [s, synth.FaceSprite(s.name + "-mirror", np.ascontiguousarray(s.rgb[:, ::-1]),
                                     np.ascontiguousarray(s.alpha[:, ::-1]), mirrored)]
     return out
