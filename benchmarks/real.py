@@ -147,9 +147,7 @@ def _rewrite_mp4(src: Path, dst: Path, turn: int = 0) -> None:
     with av.open(str(src)) as inp:
         s = inp.streams.video[0]
         rate = s.average_rate or Fraction(12)
-        # Copies: an array from to_ndarray may share the frame's buffer, which closing the
-        # input frees (the encoded pixels then differed run to run).
-        frames = [np.rot90(_upright(f, "rgb24"), -turn // 90).copy() for f in inp.decode(s)]
+        frames = [np.rot90(_upright(f, "rgb24"), -turn // 90) for f in inp.decode(s)]
     h, w = frames[0].shape[:2]
     with av.open(str(dst), "w") as out:
         vs = out.add_stream("libx264", rate=rate)
