@@ -154,8 +154,8 @@ def _rewrite_mp4(src: Path, dst: Path, turn: int = 0) -> None:
         vs.width, vs.height, vs.pix_fmt = w - w % 2, h - h % 2, "yuv420p"
         vs.options = {"crf": "10", "preset": "medium"}
         for i, rgb in enumerate(frames):
-            # To 4:2:0 with OpenCV: libswscale's conversion of a picture 270 px wide gave different
-            # pixels run to run (it reads past the end of unaligned rows).
+            # To 4:2:0 with OpenCV: handing the encoder RGB frames (PyAV converts them) gave
+            # different pixels run to run on the turned 480x270 clip, up to 17 grey levels apart.
             yuv = cv2.cvtColor(np.ascontiguousarray(rgb[: vs.height, : vs.width]), cv2.COLOR_RGB2YUV_I420)
             vf = av.VideoFrame.from_ndarray(yuv, "yuv420p")
             vf.pts = i
