@@ -244,20 +244,14 @@ def _box(v: list[float]) -> Box:
     return Box(float(v[0]), float(v[1]), float(v[2]), float(v[3]))
 
 
-def turn_box(b: Box, turn: int, w: float, h: float) -> Box:
-    """``b``, a box in a ``w`` x ``h`` picture, in that picture turned ``turn`` degrees clockwise."""
-    for _ in range(turn // 90 % 4):
-        b, w, h = Box(h - b.y2, b.x1, h - b.y1, b.x2), h, w
-    return b
-
-
-def turned_face(f: Face, turn: int, w: float, h: float) -> Face:
+def turned_face(f: Face, turn: int, w: int, h: int) -> Face:
     """``f`` in its picture turned ``turn`` degrees clockwise: a quarter turn lays an upright face
     on its side (its height is then its box's width) and stands a lying one up."""
     tags = f.tags
     if turn % 180:
         tags = tuple(t for t in tags if t != "sideways") if "sideways" in tags else (*tags, "sideways")
-    return replace(f, box=turn_box(f.box, turn, w, h), tags=tags)
+    # Clockwise by ``turn`` is counter-clockwise (Box.rotated's way) by 360 - turn.
+    return replace(f, box=f.box.rotated(360 - turn, w, h), tags=tags)
 
 
 def load_truth(mid: str) -> dict:
@@ -440,7 +434,7 @@ def evaluate(m: Media, src: Path, out: Path, tool: str, turn: int = 0) -> FileRe
         th, tw = (read_photo(src) if m.kind == "photo" else next(video_frames(src))).shape[:2]
         w, h = (th, tw) if turn % 180 else (tw, th)
         per_frame = [[turned_face(f, turn, w, h) for f in faces] for faces in per_frame]
-        regions = [turn_box(r, turn, w, h) for r in regions]
+        regions = [r.rotated(360 - turn, w, h) for r in regions]
     missing = 0
     for i, ((a, b), faces) in enumerate(zip(pairs, per_frame, strict=False)):
         if b is None:
