@@ -107,6 +107,18 @@ def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
         return _info(c, _video_stream(c, p), p)
 
 
+def stamped_by_dts(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> bool:
+    """Whether a video's frames must be timed by their decode stamps, not their pts.
+
+    AVI stores no presentation times: libavformat stamps each packet dts + 1 in decode order,
+    so with B-frames the decoder hands frames back in display order carrying shuffled stamps
+    (1, 4, 3, 5, 2, ...), which an encoder refuses. The decode stamps they carry run in order
+    (ffmpeg's best-effort timestamp picks them), late by the decoder's delay: AVI holds one
+    frame per packet at a constant rate, so the k-th frame shown came out with packet k + delay.
+    """
+    return container.format.name == "avi" and bool(stream.codec_context.has_b_frames)
+
+
 class VideoFileSource:
     """Decodes a video file to RGB frames, in presentation order, with their timestamps."""
 
@@ -134,7 +146,11 @@ class VideoFileSource:
     def __iter__(self) -> Iterator[Frame]:
         tb = self.info.time_base
         step = max(1, round(1 / (self.info.fps * tb))) if self.info.fps else 1
+        by_dts = stamped_by_dts(self._container, self._stream)
+        first_dts: int | None = None
+        delay: int | None = None
         last_pts: int | None = None
+        retimed = 0
         index = 0
         try:
             if self.seek_pts is not None:
@@ -143,11 +159,27 @@ class VideoFileSource:
                 if packet.is_corrupt:
                     # The demuxer read less than the index promised: a cut-off file.
                     raise InputError(f"{self.path}: file is truncated or damaged: incomplete video packet")
+                if first_dts is None:
+                    first_dts = packet.dts
                 for vf in packet.decode():
                     pts = vf.pts
+                    if by_dts:
+                        if delay is None and vf.dts is not None:
+                            delay = vf.dts - (first_dts or 0)
+                        pts = None if vf.dts is None else vf.dts - (delay or 0)
                     if pts is None:
-                        # Raw streams (e.g. .h264) carry no timestamps: count frames at the nominal rate.
+                        # Raw streams (e.g. .h264) carry no timestamps, nor do the frames an AVI's
+                        # decoder flushes at the end: count frames at the nominal rate.
                         pts = 0 if last_pts is None else last_pts + step
+                    elif last_pts is not None and pts <= last_pts:
+                        # Frames come in display order, so time must move on: an encoder takes
+                        # only increasing stamps, and one bad stamp must not lose the whole file.
+                        retimed += 1
+                        if retimed == 1:
+                            log.warning("%s: frame %d is stamped %.3f s, not after the frame before it "
+                                        "(%.3f s): timed one frame later", self.path, index,
+                                        float(pts * tb), float(last_pts * tb))
+                        pts = last_pts + step
                     last_pts = pts
                     damaged = bool(vf.is_corrupt)
                     if damaged:

@@ -46,6 +46,9 @@ class Made:
     damaged: set[int] = field(default_factory=set)
     #: Decoded reference pictures to compare against, when the decoder of the input is the truth.
     reference: list[np.ndarray] | None = None
+    #: Frames per second when the input's own decoded stamps are not its frames' times (H.264
+    #: with B-frames in AVI): the output must then hold frame i at i / even_fps, as written.
+    even_fps: float | None = None
 
 
 # --------------------------------------------------------------------------- pictures
@@ -291,6 +294,15 @@ def _decode(path: Path) -> list[np.ndarray]:
         return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
 
 
+def make_bframes_avi(path: Path) -> Made:
+    """H.264 with B-frames in AVI (cameras, older tools): AVI keeps no presentation times, and
+    libav hands the frames back in display order with shuffled stamps."""
+    made = write_video(path, frames=15, audio=("mp3",), codec_options={"bf": "3", "preset": "medium"})
+    made.reference = _decode(path)
+    made.even_fps = 15.0
+    return made
+
+
 def _video(**kw: object) -> Callable[[Path], Made]:
     def make(path: Path) -> Made:
         made = write_video(path, **kw)  # type: ignore[arg-type]
@@ -435,6 +447,7 @@ CASES: list[Case] = [
     Case("vp9.webm", "ok", _video(codec="libvpx-vp9", audio=("libopus",))),
     Case("mpeg4.avi", "ok", _video(codec="mpeg4", audio=("mp3",), codec_options={"qscale": "2"})),
     Case("mjpeg.avi", "ok", _video(codec="mjpeg", pix_fmt="yuvj420p", audio=("pcm_s16le",))),
+    Case("h264_bframes.avi", "ok", make_bframes_avi),
     Case("mjpeg.mkv", "ok", _video(codec="mjpeg", pix_fmt="yuvj420p", audio=("ac3",))),
     # images
     Case("exif_gps_thumb.jpg", "ok", make_exif_jpeg),

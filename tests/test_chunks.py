@@ -24,6 +24,7 @@ from streamguard.parallel.tasks import KILL_ONCE_ENV
 from streamguard.parallel.workdir import work_dir_for
 
 from .chunk_media import border_clip, packet_times, video_rotation
+from .corpus import make_bframes_avi, write_video
 from .pixels import assert_destroyed, audio_packets, decode_rgb, face_similarity, video_pts
 
 REPO = Path(__file__).resolve().parent.parent
@@ -191,3 +192,12 @@ def test_sigterm_keeps_finished_chunks_and_a_rerun_resumes(border, workdir, caps
     assert sorted(p.name for p in workdir.iterdir()) == ["out.mp4"]
     assert len(video_pts(out)) == 180 and video_pts(out) == video_pts(src)
     assert audio_packets(out) == audio_packets(src)
+
+
+def test_avi_with_b_frames_is_not_cut(tmp_path):
+    # Its packets' stamps are not its frames' times (see sources.stamped_by_dts): chunk borders
+    # drawn from them would not match the frames the workers decode. The same frames in
+    # Matroska are cut as asked.
+    assert plan_chunks(make_bframes_avi(tmp_path / "b.avi").path, Config(), chunks=2) is None
+    plan = plan_chunks(write_video(tmp_path / "b.mkv", frames=15).path, Config(), chunks=2)
+    assert plan is not None and len(plan.chunks) == 2

@@ -46,7 +46,7 @@ from ..detect import FaceDetector, create_detector
 from ..errors import InputError
 from ..pipeline import Pipeline, RunStats
 from ..sinks import VideoFileSink
-from ..sources import VideoFileSource, VideoInfo, _video_stream, _why, open_input, probe_video
+from ..sources import VideoFileSource, VideoInfo, _video_stream, _why, open_input, probe_video, stamped_by_dts
 from ..types import Frame, Stage
 
 __all__ = [
@@ -149,6 +149,8 @@ def _scan(path: Path) -> _Scan | None:
     keys: list[int] = []
     with open_input(path) as c:
         stream = _video_stream(c, path)
+        if stamped_by_dts(c, stream):
+            return None  # its packets' pts are not the frames' times (see stamped_by_dts)
         try:
             for pkt in c.demux(stream):
                 if pkt.is_corrupt:
