@@ -174,12 +174,13 @@ class VideoFileSource:
                     elif last_pts is not None and pts <= last_pts:
                         # Frames come in display order, so time must move on: an encoder takes
                         # only increasing stamps, and one bad stamp must not lose the whole file.
+                        # One tick on, so the frames after it keep their own times.
                         retimed += 1
                         if retimed == 1:
                             log.warning("%s: frame %d is stamped %.3f s, not after the frame before it "
-                                        "(%.3f s): timed one frame later", self.path, index,
+                                        "(%.3f s): timed just after it", self.path, index,
                                         float(pts * tb), float(last_pts * tb))
-                        pts = last_pts + step
+                        pts = last_pts + 1
                     last_pts = pts
                     damaged = bool(vf.is_corrupt)
                     if damaged:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -14,6 +15,7 @@ from streamguard import Config, EncodeConfig, TrackConfig, anonymize_video
 from streamguard.types import Box
 
 from .conftest import file_hash
+from .corpus import face_picture
 from .pixels import assert_destroyed, audio_packets, decode_rgb, outside_mask, video_pts
 
 
@@ -191,3 +193,27 @@ def test_subtitles_copied_where_the_container_allows(face_clip, workdir, detecto
     assert len(subtitle_packets(subbed)) == 2
     assert subtitle_packets(out) == subtitle_packets(subbed)
     assert audio_packets(out) == audio_packets(subbed)
+
+
+def test_a_repeated_timestamp_is_nudged_not_fatal(workdir, detector):
+    # A muxer that stamped two frames alike: the encoder takes only increasing stamps, so the
+    # second is timed one tick later; every other frame keeps its time, every face is covered.
+    src, stamps = workdir / "repeat.mkv", [0, 1, 2, 2, 3, 4]
+    pictures = []
+    with av.open(str(src), "w") as out:
+        s = out.add_stream("mjpeg", rate=10)
+        s.width, s.height, s.pix_fmt = 160, 120, "yuvj420p"
+        s.time_base = s.codec_context.time_base = Fraction(1, 10)
+        for i, t in enumerate(stamps):
+            pictures.append(face_picture(160, 120, i))
+            vf = av.VideoFrame.from_ndarray(pictures[-1][0], format="rgb24")
+            vf.pts = i
+            for p in s.encode(vf):
+                p.pts = p.dts = t
+                out.mux(p)
+    assert video_pts(src) == [0.0, 0.1, 0.2, 0.2, 0.3, 0.4]
+    dst = workdir / "repeat.out.mkv"
+    anonymize_video(src, dst, detector=detector)
+    assert np.allclose(video_pts(dst), [0.0, 0.1, 0.2, 0.201, 0.3, 0.4]), video_pts(dst)
+    for i, (ref, res) in enumerate(zip(decode_rgb(src), decode_rgb(dst), strict=True)):
+        assert_destroyed(ref, res, pictures[i][1], f"frame {i}")
