@@ -17,7 +17,7 @@ import pytest
 from streamguard.config import TrackConfig
 from streamguard.lookahead import TrackStage
 from streamguard.scenecut import CUT_THRESHOLD, SceneCutDetector
-from streamguard.track import Track, Tracker
+from streamguard.track import FILE_COAST, Track, Tracker
 from streamguard.types import Box, Detection, Frame, Region
 
 W, H = 320, 240
@@ -167,6 +167,20 @@ def test_a_file_keeps_a_lost_face_covered_head_sized() -> None:
         assert coverage(truth(f.index)[0], f.regions) == 1.0, f.index
     assert max(file_widths) <= 2 * FACE
     assert max(live_widths) >= 3 * FACE
+
+
+def test_a_lost_face_keeps_its_size_while_coasting() -> None:
+    # Detections of one face 40, 60 then 90 px wide on three frames (detector jitter between tile
+    # levels does this): with the filter's size velocity the coasting box outgrows what the
+    # coasting growth allows. The predicted size stays within 1.5x of the last detection.
+    tracker = Tracker(hold=0.5, coast=FILE_COAST)
+    for k, side in enumerate((40, 60, 90)):
+        tracker.update([Detection(Box.from_center(160, 120, side, side), 0.9)], k / 30)
+    for k in range(1, 15):
+        t = k / 30  # since the last detection
+        width = tracker.update([], 2 / 30 + t)[0].box.width
+        # 1.5 x 90 px, grown by FILE_COAST's 0.1 + 0.75 t face sizes on each side.
+        assert 90 <= width <= 1.5 * 90 * (1 + 2 * (0.1 + 0.75 * t)) + 1e-6, (k, width)
 
 
 def test_duplicate_box_inside_a_face_does_not_start_a_track() -> None:
