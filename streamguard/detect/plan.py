@@ -67,6 +67,9 @@ class Preset:
     #: Minimum score of the short- and full-range models' finds, unless the user gives a threshold.
     #: MediaPipe's own are 0.5 and 0.6.
     scores: tuple[float, float] = (0.5, 0.6)
+    #: Full-range finds from this score up, under the model's own, are kept when the short-range
+    #: model finds them again in a crop centred on them (None: no such second chance).
+    candidate: float | None = None
     #: The passes of the plan over a still image, whose finds are merged (see :class:`View`).
     views: tuple[View, ...] = (View(),)
     #: The plan for still images, where one frame may take the time a few video frames do.
@@ -96,6 +99,14 @@ _VIEWS = (View(), View(mirrored=True), View(shift=2 ** 0.5))
 _ALL_VIEWS = (*_VIEWS, View(mirrored=True, shift=2 ** 0.5))
 
 
+#: Video: full-range finds of 0.4-0.6 get a second look by the short-range model (see
+#: ``Preset.candidate``). On real clips no benchmark had tuned for (a sitcom, a handheld cafeteria
+#: clip), faces looking down, in profile or behind a hand at 60-100 px scored 0.2-0.5 in their
+#: full-range tiles, and 0.65-0.75 for the short-range model in a crop with the face at a third
+#: to a half of it. Confirmed at 0.65 (at 0.5, on the shop-aisle clip the short-range model took
+#: shelves of cups for faces: its over-cover 61x -> 120x the faces' area).
+_CANDIDATE = 0.4
+
 _TURNS = (90.0, 180.0, 270.0)
 # Video turns only the levels of faces from 160 px (1080p): turning the 80-160 px level too (8
 # full-range tiles a turn) took balanced at 1080p to 133 CPU ms a frame, against 120 without it
@@ -112,11 +123,12 @@ PRESETS: dict[str, Preset] = {
                    still=Preset(min_face=16, models=("short", "full"), turns=_TURNS, turn_min_face=64,
                                 scaled=False, scores=_STILL_SCORES)),
     "balanced": Preset(min_face=20, models=("short", "full"), turns=_TURNS, turn_min_face=160,
+                       candidate=_CANDIDATE,
                        still=Preset(min_face=8, models=("short", "short", "full"), max_upscale=2.25,
                                     angles=(-35.0, 35.0), angle_min_face=48, turns=_TURNS,
                                     turn_min_face=48, scaled=False, scores=_STILL_SCORES, views=_VIEWS)),
     "thorough": Preset(min_face=16, models=("short", "full"), angles=(-35.0, 35.0), angle_min_face=20,
-                       turns=_TURNS, turn_min_face=40,
+                       turns=_TURNS, turn_min_face=40, candidate=_CANDIDATE,
                        still=Preset(min_face=8, models=("short", "short", "full"), max_upscale=2.25,
                                     angles=(-35.0, 35.0), angle_min_face=24, turns=_TURNS,
                                     turn_min_face=32, scaled=False, scores=_STILL_SCORES, views=_ALL_VIEWS)),

@@ -64,6 +64,8 @@ VERIFY_MIN_FACE = 48
 #: below ``TURNED_SURE``: on cluttered pictures the quarter-turned passes score clutter up to ~0.8.
 TURNED_ROLL = 60.0
 TURNED_SURE = 0.9
+#: The short-range score that confirms a full-range candidate (``Preset.candidate``, plan.py).
+CANDIDATE_CONFIRM = 0.65
 #: Videos with a shorter side under this are searched for smaller faces (see ``_size_factor``).
 SMALL_VIDEO = 720
 SMALL_VIDEO_FACE = 12
@@ -99,6 +101,14 @@ class TiledDetector:
         """Minimum score of ``model``'s finds: the user's threshold, else the preset's (video's, or
         with ``still`` the photo plan's)."""
         return self.threshold if self.threshold is not None else self._preset(still).score(model)
+
+    def _min_score(self, model: str, still: bool) -> float:
+        """The score a tile's find needs to be looked at further: the model's, or for the
+        full-range model the preset's ``candidate`` score (such finds must pass :meth:`verify`)."""
+        p = self._preset(still)
+        if model == "full" and p.candidate is not None and self.threshold is None:
+            return min(p.candidate, self.score(model, still))
+        return self.score(model, still)
 
     def _preset(self, still: bool) -> Preset:
         return self.preset.still if still and self.preset.still is not None else self.preset
@@ -190,7 +200,7 @@ class TiledDetector:
                         continue
                     tiles.append(Tile(i, x, y, box_to_frame(m, Box(x, y, x + size, y + size)).clipped(w, h)))
             levels.append(Level(i, scale, angle, model, size, overlap, lo, hi, (cw, ch), tuple(tiles),
-                                pad, mirror, self.score(model, still)))
+                                pad, mirror, self._min_score(model, still)))
         return levels
 
     def tiles_near(self, width: int, height: int, boxes: Iterable[Box], grow: float = 0.5) -> list[Tile]:
@@ -253,13 +263,21 @@ class TiledDetector:
         found = [f for part in parts for f, _ in part]
         models = [(f[0].box, name) for part in parts for f, name in part]  # the other model re-checks
         out = []
+        # Full-range finds under the model's own score are candidates (``Preset.candidate``): a
+        # fused box scoring under both models' scores can only be one; between them, one the
+        # short-range model did not also find.
+        weak = self._min_score("full", still) < self.score("full", still)
         for d in fuse(found):
             large = d.score < VERIFY_BELOW and d.box.height >= max(VERIFY_MIN_FACE, 0.04 * min(w, h))
             turned = d.score < TURNED_SURE and abs(d.roll) > TURNED_ROLL
-            if large or turned:
-                seen = {m for b, m in models if b.iou(d.box) > 0.3}
+            seen = {m for b, m in models if b.iou(d.box) > 0.3}
+            candidate = weak and d.score < self.score("full", still) and (
+                d.score < self.score("short", still) or seen == {"full"})
+            if large or turned or candidate:
                 other = "full" if seen == {"short"} else "short"
-                if not any(self.verify(image, d.box, m, d.roll, still) for m in self._judges(other, still)):
+                bar = CANDIDATE_CONFIRM if candidate else None
+                judges = self._judges(other, still)
+                if not any(self.verify(image, d.box, m, d.roll, still, bar) for m in judges):
                     continue
             out.append(d)
         return out
@@ -364,7 +382,7 @@ class TiledDetector:
         return out
 
     def verify(self, image: np.ndarray, box: Box, model: str = "short", roll: float = 0.0,
-               still: bool = False) -> bool:
+               still: bool = False, min_score: float | None = None) -> bool:
         """Whether ``model`` finds a face at ``box`` again in a crop centred on it, the face at a
         third or at half of the crop, turned by the quarter turn nearest ``roll``. A second
         opinion should come from the other model: each model repeats its own mistakes."""
@@ -394,7 +412,7 @@ class TiledDetector:
             crop = cv2.warpAffine(src, m, (size, size), flags=cv2.INTER_LINEAR,
                                   borderMode=cv2.BORDER_REFLECT_101)
             found, _ = self._model(name).detect_peak(np.ascontiguousarray(np.rot90(crop, turns)),
-                                                     self.score(name, still))
+                                                     min_score or self.score(name, still))
             for d, _ in found:
                 b = d.box.rotated(360 - 90 * turns, size, size)  # back into the crop as cut
                 if Box.from_center(cx + (b.center[0] - size / 2) / sc, cy + (b.center[1] - size / 2) / sc,
