@@ -166,11 +166,18 @@ def _rewrite_mp4(src: Path, dst: Path, turn: int = 0) -> None:
 _MISSING: set[str] = set()  # repositories already reported missing (one line each)
 
 
+#: Bumped whenever ``_rewrite_mp4`` makes different pixels, so converted media cached by an older
+#: version are made again (2: OpenCV's 4:2:0 conversion; the first handed PyAV RGB frames, whose
+#: pixels differed from run to run, so a cached clip and a fresh one were not the same input).
+CONVERSION = 2
+
+
 def materialize(m: Media, media_dir: Path) -> Path | None:
     """The media file under ``media_dir``, read from its snapshot on first use; None if absent."""
     dst = media_dir / f"{m.id}{m.suffix}"
     stamp = dst.with_name(dst.name + ".sha256")
-    if dst.exists() and stamp.exists() and stamp.read_text().strip() == m.sha256:
+    want = f"{m.sha256} conversion {CONVERSION}" if m.convert else m.sha256
+    if dst.exists() and stamp.exists() and stamp.read_text().strip() == want:
         return dst
     gd = git_dir(m.repo)
     if gd is None:
@@ -196,7 +203,7 @@ def materialize(m: Media, media_dir: Path) -> Path | None:
             _gif_to_mp4(gif, dst)
     else:
         dst.write_bytes(r.stdout)
-    stamp.write_text(m.sha256)
+    stamp.write_text(want)
     return dst
 
 
