@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from streamguard import anonymize_image, anonymize_video, synth
-from streamguard.detect import TiledDetector, tiling
+from streamguard.detect import TiledDetector, recheck
 from streamguard.detect.plan import PRESETS
 from streamguard.types import Box
 
@@ -101,6 +101,6 @@ def test_a_face_half_behind_a_hand_gets_a_second_look_in_video(balanced, monkeyp
         backgrounds = [synth.background(1280, 720, seed) for seed in range(6)]
         base = sum(len(plain.detect(bg)) for bg in backgrounds)
         extra = sum(len(balanced.detect(bg)) for bg in backgrounds) - base
-        monkeypatch.setattr(tiling, "CANDIDATE_CONFIRM", 1e-4)
+        monkeypatch.setattr(recheck, "CANDIDATE_CONFIRM", 1e-4)
         unconfirmed = sum(len(balanced.detect(bg)) for bg in backgrounds) - base
     assert extra <= 2 < 10 <= unconfirmed, (extra, unconfirmed)

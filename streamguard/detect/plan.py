@@ -92,7 +92,7 @@ _STILL_SCORES = (0.35, 0.45)
 #: level. On the 26 real photos (773 faces, benchmarks/real.py) balanced's photo plan left 91
 #: faces exposed in the plain view alone, 51 with the mirror too and 39 with all three, covering
 #: 1.58x, 2.35x and 2.57x the faces' own area outside them, for 1x, 2x and 3x the detection
-#: time: worth it for a photo, not per video frame. (Today's 15 also take TiledDetector._judges
+#: time: worth it for a photo, not per video frame. (Today's 15 also take recheck.judges
 #: and the finer plan below.) thorough adds a fourth view, shifted and mirrored: its photos
 #: 13 -> 11 exposed, over-cover 3.55x -> 3.86x, a third more time.
 _VIEWS = (View(), View(mirrored=True), View(shift=2 ** 0.5))

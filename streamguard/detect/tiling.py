@@ -50,22 +50,12 @@ from .canvas import (
 )
 from .fuse import fuse
 from .plan import MODEL_INPUT, MODEL_MIN, PRESETS, Level, Preset, Tile, TileKey, positions
+from .recheck import second_look
 
 __all__ = ["TiledDetector"]
 
 log = logging.getLogger(__name__)
 
-#: Large low-score boxes are re-checked (see :meth:`TiledDetector.verify`): in tiles, blurred
-#: clutter a few times larger than a face sometimes scores 0.6-0.7, and one such box covers
-#: 1-5% of a 1080p frame. Real faces that large score higher or pass the re-check (>99%).
-VERIFY_BELOW = 0.75
-VERIFY_MIN_FACE = 48
-#: A face found lying on its side or upside down (roll beyond this many degrees) is re-checked
-#: below ``TURNED_SURE``: on cluttered pictures the quarter-turned passes score clutter up to ~0.8.
-TURNED_ROLL = 60.0
-TURNED_SURE = 0.9
-#: The short-range score that confirms a full-range candidate (``Preset.candidate``, plan.py).
-CANDIDATE_CONFIRM = 0.65
 #: Videos with a shorter side under this are searched for smaller faces (see ``_size_factor``).
 SMALL_VIDEO = 720
 SMALL_VIDEO_FACE = 12
@@ -263,37 +253,15 @@ class TiledDetector:
         found = [f for part in parts for f, _ in part]
         models = [(f[0].box, name) for part in parts for f, name in part]  # the other model re-checks
         out = []
-        # Full-range finds under the model's own score are candidates (``Preset.candidate``): a
-        # fused box scoring under both models' scores can only be one; between them, one the
-        # short-range model did not also find.
-        weak = self._min_score("full", still) < self.score("full", still)
+        scores = {m: self.score(m, still) for m in ("full", "short")}
+        candidates = self._min_score("full", still) < scores["full"]
         for d in fuse(found):
-            large = d.score < VERIFY_BELOW and d.box.height >= max(VERIFY_MIN_FACE, 0.04 * min(w, h))
-            turned = d.score < TURNED_SURE and abs(d.roll) > TURNED_ROLL
             seen = {m for b, m in models if b.iou(d.box) > 0.3}
-            candidate = weak and d.score < self.score("full", still) and (
-                d.score < self.score("short", still) or seen == {"full"})
-            if large or turned or candidate:
-                other = "full" if seen == {"short"} else "short"
-                bar = CANDIDATE_CONFIRM if candidate else None
-                judges = self._judges(other, still)
-                if not any(self.verify(image, d.box, m, d.roll, still, bar) for m in judges):
-                    continue
+            look = second_look(d, seen, (w, h), still, scores, candidates)
+            if look and not any(self.verify(image, d.box, m, d.roll, still, look.bar) for m in look.judges):
+                continue
             out.append(d)
         return out
-
-    @staticmethod
-    def _judges(other: str, still: bool) -> tuple[str, ...]:
-        """The models whose second look keeps a find that needs one: the other model's (each
-        repeats its own mistakes), and in a photo either model's. On the real photos the
-        full-range model turned down real profiles and heads tilted back of 40-100 px, which the
-        short-range one found again (benchmarks/real.py, three views: faces of 32 px and more
-        left exposed 9 -> 2, all 39 -> 26 of 773), for more clutter kept (2.57x -> 3.20x the faces'
-        area changed outside them). A video's face gets many looks, and a false find there is
-        followed and held: it keeps the stricter test."""
-        if not still:
-            return (other,)
-        return (other, "short" if other == "full" else "full")
 
     def can_crop(self, width: int, height: int, box: Box) -> bool:
         """Whether :meth:`near_crop` can look at ``box``: its crop fits in the frame and

@@ -1,0 +1,64 @@
+"""Which of a sweep's finds need a second look before they are kept, and whose.
+
+A second look is :meth:`~streamguard.detect.tiling.TiledDetector.verify`: a model shown a crop
+centred on the find, the face at a third and at half of it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..types import Detection
+
+__all__ = ["CANDIDATE_CONFIRM", "SecondLook", "judges", "second_look"]
+
+#: Large low-score boxes are re-checked: in tiles, blurred clutter a few times larger than a face
+#: sometimes scores 0.6-0.7, and one such box covers 1-5% of a 1080p frame. Real faces that large
+#: score higher or pass the re-check (>99%).
+VERIFY_BELOW = 0.75
+VERIFY_MIN_FACE = 48
+#: A face found lying on its side or upside down (roll beyond this many degrees) is re-checked
+#: below ``TURNED_SURE``: on cluttered pictures the quarter-turned passes score clutter up to ~0.8.
+TURNED_ROLL = 60.0
+TURNED_SURE = 0.9
+#: The short-range score that confirms a full-range candidate (``Preset.candidate``, plan.py).
+CANDIDATE_CONFIRM = 0.65
+
+
+@dataclass(frozen=True, slots=True)
+class SecondLook:
+    """The models to ask, in turn (one finding it again keeps the find), and the score they need
+    (None: their own)."""
+
+    judges: tuple[str, ...]
+    bar: float | None = None
+
+
+def judges(other: str, still: bool) -> tuple[str, ...]:
+    """The models whose second look keeps a find that needs one: the other model's (each
+    repeats its own mistakes), and in a photo either model's. On the real photos the
+    full-range model turned down real profiles and heads tilted back of 40-100 px, which the
+    short-range one found again (benchmarks/real.py, three views: faces of 32 px and more
+    left exposed 9 -> 2, all 39 -> 26 of 773), for more clutter kept (2.57x -> 3.20x the faces'
+    area changed outside them). A video's face gets many looks, and a false find there is
+    followed and held: it keeps the stricter test."""
+    if not still:
+        return (other,)
+    return (other, "short" if other == "full" else "full")
+
+
+def second_look(d: Detection, seen: set[str], frame: tuple[int, int], still: bool,
+                scores: dict[str, float], candidates: bool) -> SecondLook | None:
+    """The second look fused find ``d`` needs, or None to keep it as it is. ``seen``: the models
+    whose tile finds make it up; ``scores``: each model's own minimum score; ``candidates``:
+    whether full-range finds under their model's score were let through as candidates
+    (``Preset.candidate``). A fused box scoring under both models' scores can only be such a
+    candidate; between them, it is one when the short-range model did not also find it."""
+    w, h = frame
+    large = d.score < VERIFY_BELOW and d.box.height >= max(VERIFY_MIN_FACE, 0.04 * min(w, h))
+    turned = d.score < TURNED_SURE and abs(d.roll) > TURNED_ROLL
+    candidate = candidates and d.score < scores["full"] and (d.score < scores["short"] or seen == {"full"})
+    if not (large or turned or candidate):
+        return None
+    other = "full" if seen == {"short"} else "short"
+    return SecondLook(judges(other, still), CANDIDATE_CONFIRM if candidate else None)
