@@ -150,7 +150,7 @@ class VideoFileSource:
         first_dts: int | None = None
         delay: int | None = None
         last_pts: int | None = None
-        retimed = 0
+        warned = False  # of a frame stamped out of order: once a file
         index = 0
         try:
             if self.seek_pts is not None:
@@ -175,8 +175,8 @@ class VideoFileSource:
                         # Frames come in display order, so time must move on: an encoder takes
                         # only increasing stamps, and one bad stamp must not lose the whole file.
                         # One tick on, so the frames after it keep their own times.
-                        retimed += 1
-                        if retimed == 1:
+                        if not warned:
+                            warned = True
                             log.warning("%s: frame %d is stamped %.3f s, not after the frame before it "
                                         "(%.3f s): timed just after it", self.path, index,
                                         float(pts * tb), float(last_pts * tb))
