@@ -187,8 +187,11 @@ def anonymize_image(
     *,
     overwrite: bool = False,
     detector: FaceDetector | None = None,
+    report: str | os.PathLike[str] | None = None,
 ) -> ImageResult:
-    """Anonymize every face in a still image; EXIF, GPS and thumbnails are not written."""
+    """Anonymize every face in a still image; EXIF, GPS and thumbnails are not written.
+
+    ``report``: write the covered regions as a one-frame audit report (as for a video)."""
     config = config or Config()
     src_path = Path(input_path)
     out_path = Path(output) if output is not None else default_output(src_path)
@@ -197,6 +200,12 @@ def anonymize_image(
     loaded = load_image(src_path)
     if loaded.frames > 1:
         log.warning("%s: has %d frames; only the first is written", src_path, loaded.frames)
+    report_writer = None
+    if report is not None:
+        from .report import ReportWriter
+
+        # Made before the work, so a report folder that cannot be written fails first.
+        report_writer = ReportWriter(report, input_path=str(src_path))
     det = detector or create_detector(config.detect)
     try:
         frame = Frame(image=loaded.rgb, index=0)
@@ -214,6 +223,9 @@ def anonymize_image(
         target.abort()
         raise
     written = target.commit()
+    if report_writer is not None:
+        report_writer.add(frame)
+        report_writer.close(success=True)
     return ImageResult(output=written, faces=len(frame.regions), width=frame.width, height=frame.height)
 
 
@@ -225,6 +237,6 @@ def anonymize_file(
 ) -> VideoResult | ImageResult:
     """Dispatch on the file type: images by suffix, everything else as video."""
     if is_image(input_path):
-        kwargs = {k: v for k, v in kwargs.items() if k in ("overwrite", "detector")}
+        kwargs = {k: v for k, v in kwargs.items() if k in ("overwrite", "detector", "report")}
         return anonymize_image(input_path, output, config, **kwargs)
     return anonymize_video(input_path, output, config, **kwargs)

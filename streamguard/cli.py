@@ -146,7 +146,7 @@ def _run_one(args: argparse.Namespace, config: Config, stop: threading.Event) ->
     src = args.inputs[0]
     out = args.output or default_output(src)
     if is_image(src):
-        result = anonymize_image(src, out, config, overwrite=args.overwrite)
+        result = anonymize_image(src, out, config, overwrite=args.overwrite, report=args.report)
         if not args.quiet:
             print(f"{result.output}: {result.faces} face(s) covered", file=sys.stderr)
         return

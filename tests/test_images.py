@@ -118,3 +118,27 @@ def test_photo_detection_runs_with_quiet_native_pools_and_gives_them_back(workdi
         assert cv2.getNumThreads() == 3
     finally:
         cv2.setNumThreads(before)
+
+
+def test_photo_report_lists_its_covered_faces(workdir, capsys):
+    """``--report`` on a photo writes the covered regions (it used to be dropped silently)."""
+    import json
+
+    from streamguard.cli import main
+
+    image, boxes = _photo()
+    src = workdir / "photo.png"
+    Image.fromarray(image).save(src)
+    report = workdir / "photo.report.json"
+    assert main([str(src), "-o", str(workdir / "out.png"), "--report", str(report), "-q"]) == 0
+    data = json.loads(report.read_text())
+    assert data["input"] == str(src) and len(data["frames"]) == 1
+    frame = data["frames"][0]
+    assert frame["index"] == 0 and frame["time"] is None
+    covered = [Box(*r["box"]) for r in frame["regions"]]
+    for face in boxes:  # each pasted face lies inside some reported region
+        assert any(c.intersection(face) >= 0.9 * face.area for c in covered), (face, covered)
+    assert data["summary"]["detection"] == len(frame["regions"]) >= len(boxes)
+    out = np.asarray(Image.open(workdir / "out.png").convert("RGB"))
+    for box in boxes:
+        assert_destroyed(image, out, box, ".png")
