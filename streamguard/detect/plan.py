@@ -70,6 +70,10 @@ class Preset:
     #: Full-range finds from this score up, under the model's own, are kept when the short-range
     #: model finds them again in a crop centred on them (None: no such second chance).
     candidate: float | None = None
+    #: Short-range finds from this score up, under the model's own, are *weak*: in video they are
+    #: looked at again on the next frames and kept once found on ``WEAK_CONFIRM`` frames in a row
+    #: (see ``detect/sweep.py``; None: dropped, as in photos).
+    weak: float | None = None
     #: The passes of the plan over a still image, whose finds are merged (see :class:`View`).
     views: tuple[View, ...] = (View(),)
     #: The plan for still images, where one frame may take the time a few video frames do.
@@ -107,6 +111,17 @@ _ALL_VIEWS = (*_VIEWS, View(mirrored=True, shift=2 ** 0.5))
 #: shelves of cups for faces: its over-cover 61x -> 120x the faces' area).
 _CANDIDATE = 0.4
 
+#: Video: short-range finds of 0.45-0.5 (thorough: 0.4-0.5) are followed frame by frame in their
+#: own crop and kept once found on ``sweep.WEAK_CONFIRM`` (3) frames in a row (``Preset.weak``).
+#: On real clips no setting was tuned on (benchmarks/fresh.py: a handheld Paris street at 50 fps,
+#: an arm-wrestling clip, two phone videos), motion-blurred passers-by of 20-30 px and faces in
+#: dim rooms scored 0.4-0.5 frame after frame: proposals left exposed 263 -> 137 (>= 32 px 89 ->
+#: 45) at 0.45, 84 (26) at 0.4; the real benchmark's clips covered 1.85x the faces' area around
+#: them before, 2.07x at 0.45 and 2.80x at 0.4 (the shop aisle's cups), with 3 frames in a row;
+#: 4 frames at 0.4 gave 131 (33) and 2.50x.
+_WEAK = 0.45
+_WEAK_THOROUGH = 0.4
+
 _TURNS = (90.0, 180.0, 270.0)
 # Video turns only the levels of faces from 160 px (1080p): turning the 80-160 px level too (8
 # full-range tiles a turn) took balanced at 1080p to 133 CPU ms a frame, against 120 without it
@@ -123,12 +138,12 @@ PRESETS: dict[str, Preset] = {
                    still=Preset(min_face=16, models=("short", "full"), turns=_TURNS, turn_min_face=64,
                                 scaled=False, scores=_STILL_SCORES)),
     "balanced": Preset(min_face=20, models=("short", "full"), turns=_TURNS, turn_min_face=160,
-                       candidate=_CANDIDATE,
+                       candidate=_CANDIDATE, weak=_WEAK,
                        still=Preset(min_face=8, models=("short", "short", "full"), max_upscale=2.25,
                                     angles=(-35.0, 35.0), angle_min_face=48, turns=_TURNS,
                                     turn_min_face=48, scaled=False, scores=_STILL_SCORES, views=_VIEWS)),
     "thorough": Preset(min_face=16, models=("short", "full"), angles=(-35.0, 35.0), angle_min_face=20,
-                       turns=_TURNS, turn_min_face=40, candidate=_CANDIDATE,
+                       turns=_TURNS, turn_min_face=40, candidate=_CANDIDATE, weak=_WEAK_THOROUGH,
                        still=Preset(min_face=8, models=("short", "short", "full"), max_upscale=2.25,
                                     angles=(-35.0, 35.0), angle_min_face=24, turns=_TURNS,
                                     turn_min_face=32, scaled=False, scores=_STILL_SCORES, views=_ALL_VIEWS)),

@@ -24,6 +24,14 @@ under 0.2 to a find, and any change of its pixels still makes it run at once
 (``quiet_rescan`` defaults to 4 x ``rescan``). On the speed benchmark's 1080p clip 64% of the
 tiles are quiet, and rescans were over a third of all model calls (28.2 -> 23.9 calls a frame).
 
+A *weak* find, one the short-range model scores just under its threshold (``Preset.weak``:
+0.45-0.5 for balanced), is not a face yet: it is looked at again on the next frames in a crop
+centred on it (the face at half of it, where small blurred faces score highest) and kept once
+found on ``WEAK_CONFIRM`` frames in a row, then on every frame it is found again. Motion-blurred
+passers-by and faces in dim rooms scored so frame after frame on real clips; the look-ahead
+backfill covers the frames before it was kept. Clutter that keeps its score on a still picture is
+kept too: that is the cost (see ``plan._WEAK``).
+
 Change inside the head of a face found on the frame before does not count: that face is
 looked at again on every frame in its own crop, and no other face can appear inside a
 head without also changing pixels around it (a face in front of it is at least as large,
@@ -72,6 +80,11 @@ def _level_for(levels: list[Level], height: float) -> Level | None:
 
     return min(upright, key=distance)
 
+
+#: A weak find (``Preset.weak``) is kept once found on this many frames in a row.
+WEAK_CONFIRM = 3
+#: At most this many weak finds are followed at once (the best-scoring), one short-range call each.
+WEAK_MAX = 8
 
 #: A known face's box grown by this on every side is its head, where change does not count.
 HEAD = 0.25
@@ -160,9 +173,11 @@ class _Slice:
         self.tiles = self.stage.tiles_for(w, h, image=image, now=self.now)
         near = self.stage.near
         peaks: dict[TileKey, float] = {}
-        self.found = (self.detector.detect(image, tiles=self.tiles, near=near, peaks=peaks)
-                      if self.tiles or near else [])
+        weak: list[Detection] = []
+        found = (self.detector.detect(image, tiles=self.tiles, near=near, peaks=peaks, weak=weak)
+                 if self.tiles or near else [])
         self.stage.ran(self.tiles, self.now, peaks)
+        self.found = found + self.stage.follow_weak(image, found, weak)
         return self.found
 
     def close(self) -> None:
@@ -202,6 +217,10 @@ class SweepDetectStage(Stage):
         self._recent: list[Detection] = []
         #: Known faces the next run looks at in their own crop (set by :meth:`tiles_for`).
         self.near: list[Detection] = []
+        #: Weak finds followed frame by frame, each with the frames in a row it was found on.
+        self._weak: list[tuple[Detection, int]] = []
+        preset = detector.preset
+        self.weak_score = preset.weak if preset.weak is not None and detector.threshold is None else None
         #: Tiles due and tiles run, for the benchmark's account of what the change map saves.
         self.due = 0
         self.run = 0
@@ -247,6 +266,31 @@ class SweepDetectStage(Stage):
         tiles = list(chosen.values())
         self.run += len(tiles) + len(self.near)
         return tiles
+
+    def follow_weak(self, image: np.ndarray, found: list[Detection],
+                    weak: list[Detection]) -> list[Detection]:
+        """Weak finds (see ``Preset.weak``) found again on this frame (upright ``image``) that have
+        now been found on ``WEAK_CONFIRM`` frames in a row: they are kept, as faces. ``found``:
+        this frame's finds; ``weak``: this frame's new weak finds."""
+        if self.weak_score is None:
+            return []
+        kept: list[Detection] = []
+        follow: list[tuple[Detection, int]] = []
+        # A weak find that is a proper find now is followed as a known face instead.
+        todo = [(d, n) for d, n in sorted(self._weak, key=lambda e: -e[0].score)[:WEAK_MAX]
+                if not any(f.box.iou(d.box) > 0.3 for f in found)]
+        looks = self.detector.look_again(image, [d for d, _ in todo], self.weak_score)
+        for (_, n), again in zip(todo, looks, strict=True):
+            if again is None:
+                continue
+            follow.append((again, n + 1))
+            if n + 1 >= WEAK_CONFIRM:
+                kept.append(again)
+        for d in weak:
+            if not any(d.box.iou(o.box) > 0.3 for o in [*found, *(e for e, _ in follow)]):
+                follow.append((d, 1))
+        self._weak = follow
+        return kept
 
     def ran(self, tiles: list[Tile], now: float, peaks: dict[TileKey, float]) -> None:
         """The change map's account of a run of the tiles :meth:`tiles_for` chose, with their

@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import cv2
@@ -50,7 +50,7 @@ from .canvas import (
 )
 from .fuse import fuse
 from .plan import MODEL_INPUT, MODEL_MIN, PRESETS, Level, Preset, Tile, TileKey, positions
-from .recheck import second_look
+from .recheck import centred_finds, second_look
 
 __all__ = ["TiledDetector"]
 
@@ -98,6 +98,8 @@ class TiledDetector:
         p = self._preset(still)
         if model == "full" and p.candidate is not None and self.threshold is None:
             return min(p.candidate, self.score(model, still))
+        if model == "short" and p.weak is not None and self.threshold is None:
+            return min(p.weak, self.score(model, still))
         return self.score(model, still)
 
     def _preset(self, still: bool) -> Preset:
@@ -214,11 +216,14 @@ class TiledDetector:
 
     def detect(self, image: np.ndarray, tiles: Iterable[Tile] | None = None,
                near: Iterable[Detection] = (), peaks: dict[TileKey, float] | None = None,
-               still: bool = False, shift: float = 1.0) -> list[Detection]:
+               still: bool = False, shift: float = 1.0, weak: list[Detection] | None = None
+               ) -> list[Detection]:
         """Faces in an H x W x 3 uint8 RGB image; ``tiles`` limits the sweep to those tiles, and
         ``near`` adds a look at each of these known faces (see :meth:`near_crop`). ``peaks``, if
         given, receives each tile's best anchor score, keyed by ``(level, x, y)``. ``still`` runs
-        the photo plan, ``shift`` with its levels' face ranges scaled (see :meth:`plan`)."""
+        the photo plan, ``shift`` with its levels' face ranges scaled (see :meth:`plan`). ``weak``,
+        if given, receives the short-range model's finds under its score (``Preset.weak``),
+        which are otherwise dropped."""
         h, w = image.shape[:2]
         if h < 2 or w < 2:
             return []
@@ -250,10 +255,15 @@ class TiledDetector:
                                         range(self.workers)))
         else:
             parts = [self._run_tiles(work, 0, w, h, peaks)]
-        found = [f for part in parts for f, _ in part]
-        models = [(f[0].box, name) for part in parts for f, name in part]  # the other model re-checks
-        out = []
         scores = {m: self.score(m, still) for m in ("full", "short")}
+        # Weak short-range finds (``Preset.weak``) are fused apart, so the sure finds fuse exactly
+        # as without them (a weak whole box would swallow a sure face's cut pieces).
+        is_weak = [[name == "short" and f[0].score < scores["short"] for f, name in part] for part in parts]
+        tagged = [(f, name, wk) for part, ws in zip(parts, is_weak, strict=True)
+                  for (f, name), wk in zip(part, ws, strict=True)]
+        found = [f for f, _, wk in tagged if not wk]
+        models = [(f[0].box, name) for f, name, wk in tagged if not wk]  # the other model re-checks
+        out = []
         candidates = self._min_score("full", still) < scores["full"]
         for d in fuse(found):
             seen = {m for b, m in models if b.iou(d.box) > 0.3}
@@ -261,6 +271,9 @@ class TiledDetector:
             if look and not any(self.verify(image, d.box, m, d.roll, still, look.bar) for m in look.judges):
                 continue
             out.append(d)
+        if weak is not None:
+            faint = [f for f, _, wk in tagged if wk]
+            weak += [d for d in fuse(faint) if not any(d.box.iou(o.box) > 0.3 for o in out)]
         return out
 
     def can_crop(self, width: int, height: int, box: Box) -> bool:
@@ -354,40 +367,39 @@ class TiledDetector:
         """Whether ``model`` finds a face at ``box`` again in a crop centred on it, the face at a
         third or at half of the crop, turned by the quarter turn nearest ``roll``. A second
         opinion should come from the other model: each model repeats its own mistakes."""
-        cx, cy = box.center
-        h, w = image.shape[:2]
-        turns = round(roll / 90) % 4
-        for name, k in ((model, 3.0), (model, 2.0)):
-            size = MODEL_INPUT[name]
-            side = k * max(box.width, box.height)
-            sc = size / side
-            # Shrink most of the way with INTER_AREA first; warpAffine alone would alias. Only the
-            # crop's own part of the frame (and a few pixels of support) is shrunk: shrinking the
-            # whole 1080p frame cost ~10 ms a crop, most of a video frame's verifying.
-            pre = min(1.0, 2 * sc)
-            reach = side / 2 + 2 / pre + 2
-            x0, y0 = max(0, math.floor(cx - reach)), max(0, math.floor(cy - reach))
-            x1, y1 = min(w, math.ceil(cx + reach)), min(h, math.ceil(cy + reach))
-            if x1 - x0 < 2 or y1 - y0 < 2:
-                continue
-            src = image[y0:y1, x0:x1]
-            if pre < 1.0:
-                src = cv2.resize(src, None, fx=pre, fy=pre, interpolation=cv2.INTER_AREA)
-            # The crop's pixels are frame pixels scaled by sc about the box centre; src's pixel 0
-            # is frame pixel x0 (y0). Beyond the frame the border is mirrored as before: the part
-            # cut is only clipped at the frame's own edges.
-            m = np.array([[sc / pre, 0, size / 2 - (cx - x0) * sc], [0, sc / pre, size / 2 - (cy - y0) * sc]])
-            crop = cv2.warpAffine(src, m, (size, size), flags=cv2.INTER_LINEAR,
-                                  borderMode=cv2.BORDER_REFLECT_101)
-            found, _ = self._model(name).detect_peak(np.ascontiguousarray(np.rot90(crop, turns)),
-                                                     min_score or self.score(name, still))
-            for d, _ in found:
-                b = d.box.rotated(360 - 90 * turns, size, size)  # back into the crop as cut
-                if Box.from_center(cx + (b.center[0] - size / 2) / sc, cy + (b.center[1] - size / 2) / sc,
-                                   b.width / sc, b.height / sc).iou(box) > 0.25:
-                    return True
+        score = min_score or self.score(model, still)
+        looks = centred_finds(self._model(model), image, box, roll, score, (3.0, 2.0))
+        if any(d.box.iou(box) > 0.25 for d in looks):
+            return True
         log.debug("dropped unconfirmed box %s", box)
         return False
+
+    def look_again(self, image: np.ndarray, faces: Sequence[Detection],
+                   min_score: float) -> list[Detection | None]:
+        """For each of ``faces``, the short-range model's best find at its box in a crop centred
+        on it, the face at half of it (where weak, small faces score highest), or None. The
+        crops run on the tile workers."""
+
+        def one(k: int) -> list[tuple[int, Detection | None]]:
+            out = []
+            for i in range(k, len(faces), self.workers):
+                f = faces[i]
+                looks = centred_finds(self._model("short", k), image, f.box, f.roll, min_score, (2.0,))
+                hits = [d for d in looks if d.box.iou(f.box) > 0.25]
+                out.append((i, max(hits, key=lambda d: d.score) if hits else None))
+            return out
+
+        if self.workers > 1 and len(faces) > 1:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="tiled-detector")
+            parts = list(self._pool.map(one, range(self.workers)))
+        else:
+            parts = [one(0)]
+        result: list[Detection | None] = [None] * len(faces)
+        for part in parts:
+            for i, d in part:
+                result[i] = d
+        return result
 
     def _model(self, name: str, worker: int = 0) -> BlazeFaceDetector:
         models = self._models[worker]
