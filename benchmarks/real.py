@@ -152,7 +152,9 @@ def _rewrite_mp4(src: Path, dst: Path, turn: int = 0) -> None:
     with av.open(str(dst), "w") as out:
         vs = out.add_stream("libx264", rate=rate)
         vs.width, vs.height, vs.pix_fmt = w - w % 2, h - h % 2, "yuv420p"
-        vs.options = {"crf": "10", "preset": "medium"}
+        # One encoder thread: with libx264's threads two conversions of the same GIF differed
+        # (walking2, headturn), and walking2's over-cover read 11x on one and 25x on the other.
+        vs.options = {"crf": "10", "preset": "medium", "threads": "1"}
         for i, rgb in enumerate(frames):
             # To 4:2:0 with OpenCV: handing the encoder RGB frames (PyAV converts them) gave
             # different pixels run to run on the turned 480x270 clip, up to 17 grey levels apart.
@@ -168,8 +170,9 @@ _MISSING: set[str] = set()  # repositories already reported missing (one line ea
 
 #: Bumped whenever ``_rewrite_mp4`` makes different pixels, so converted media cached by an older
 #: version are made again (2: OpenCV's 4:2:0 conversion; the first handed PyAV RGB frames, whose
-#: pixels differed from run to run, so a cached clip and a fresh one were not the same input).
-CONVERSION = 2
+#: pixels differed from run to run, so a cached clip and a fresh one were not the same input;
+#: 3: one x264 thread, for the same reason).
+CONVERSION = 3
 
 
 def materialize(m: Media, media_dir: Path) -> Path | None:
