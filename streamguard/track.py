@@ -49,6 +49,9 @@ class Coast:
 
     grow0: float
     speed: float
+    #: Fastest a coasting face last found with a score under ``_SURE`` is guessed to travel, box
+    #: sizes per second (None: as fast as its filter says).
+    travel: float | None = None
 
 
 #: Live: nothing is held back, so the guess must reach wherever a fast head could be.
@@ -57,7 +60,16 @@ LIVE_COAST = Coast(grow0=0.25, speed=5.0)
 #: the held frames (``TrackStage._bridge``), so the guess need not reach that far. With the live
 #: growth, a face lost for 0.5 s was covered 6.5x as wide; on real clips (a shop aisle, a
 #: classroom: benchmarks/real.py) such boxes blurred 2-20x the faces' own area around them.
-FILE_COAST = Coast(grow0=0.1, speed=0.75)
+#:
+#: An unsure face's guess is kept within 3 box sizes a second of its last sighting (a walker
+#: across the picture): a track born of false finds that jumped (shelves of cups in a shop aisle,
+#: scoring 0.5-0.6) took the jump for a velocity and drove a 70 px box 200 px across the frame
+#: within the hold. On the real clips (benchmarks/real.py) the blur outside the heads fell 2.34x
+#: -> 2.07x the faces' area, face-frames exposed 6 -> 5 of 630 (1.5 sizes/s: 1.94x, one more
+#: exposed than 3); on the generated clips (benchmarks/temporal.py) nothing changed, where 2
+#: sizes/s left a face entering fast uncovered.
+FILE_COAST = Coast(grow0=0.1, speed=0.75, travel=3.0)
+_SURE = 0.8  # a find scoring this is a face whose velocity is trusted while it coasts
 _DUPLICATE = 0.7  # share of an unmatched box inside a matched one that makes it a duplicate
 _GATE = 1.0  # non-overlapping pairs match only within this many box sizes (plus uncertainty)
 _SHRINK = 0.9  # a matched covered box keeps at least this fraction of last frame's size
@@ -128,6 +140,15 @@ def _clamp_size(x: np.ndarray, seen: Box) -> None:
         if not lo <= x[i, 0] <= hi:
             x[i, 0] = min(max(x[i, 0], lo), hi)
             x[i + 4, 0] = 0.0
+
+
+def _within(cx: float, cy: float, seen: Box, sizes: float) -> tuple[float, float]:
+    """``(cx, cy)`` moved towards ``seen``'s centre until it is at most ``sizes`` of its sizes away."""
+    sx, sy = seen.center
+    top, far = sizes * max(seen.width, seen.height), math.hypot(cx - sx, cy - sy)
+    if far <= top:
+        return cx, cy
+    return sx + (cx - sx) * top / far, sy + (cy - sy) * top / far
 
 
 def _position_std(p: np.ndarray) -> list[float]:
@@ -233,6 +254,8 @@ class _Filter:
             # Grow with the filter's uncertainty and keep the last seen box: a head that stopped,
             # turned or kept going all stay inside.
             sx, sy, sw, sh = _position_std(p)
+            if self.coast.travel is not None and self.score < _SURE:
+                cx, cy = _within(cx, cy, self.det_box, self.coast.travel * (time - self.last_hit))
             # A track seen once has no velocity yet and a huge variance: cap its growth at what
             # a fast head could do, so a one-off false detection does not blur the whole frame.
             # Scaled by the larger side: a face entering through the frame edge has a narrow,

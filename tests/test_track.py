@@ -17,7 +17,7 @@ import pytest
 from streamguard.config import TrackConfig
 from streamguard.lookahead import TrackStage
 from streamguard.scenecut import CUT_THRESHOLD, SceneCutDetector
-from streamguard.track import FILE_COAST, Track, Tracker
+from streamguard.track import FILE_COAST, LIVE_COAST, Coast, Track, Tracker
 from streamguard.types import Box, Detection, Frame, Region
 
 W, H = 320, 240
@@ -181,6 +181,32 @@ def test_a_lost_face_keeps_its_size_while_coasting() -> None:
         width = tracker.update([], 2 / 30 + t)[0].box.width
         # 1.5 x 90 px, grown by FILE_COAST's 0.1 + 0.75 t face sizes on each side.
         assert 90 <= width <= 1.5 * 90 * (1 + 2 * (0.1 + 0.75 * t)) + 1e-6, (k, width)
+
+
+def test_an_unsure_lost_face_in_a_file_is_not_driven_off_by_a_jump() -> None:
+    # Two finds scoring 0.55 a box size apart on consecutive frames (two false finds on a shelf,
+    # or a box that jumped) read as 30 sizes/s. Unseen, a file's guess travels at most 3 sizes/s;
+    # live mode, where nothing is held back to bridge with, and a sure find follow the filter.
+    side = 40.0
+    cx = 100 + side  # the last sighting's centre
+
+    def last_box(coast: Coast, score: float) -> Box:
+        tracker = Tracker(hold=0.5, coast=coast)
+        tracker.update([Detection(Box.from_center(100, 120, side, side), score)], 0.0)
+        tracks = tracker.update([Detection(Box.from_center(cx, 120, side, side), score)], 1 / 30)
+        assert len(tracks) == 1 and tracks[0].matched
+        for k in range(1, 15):
+            tracks = tracker.update([], (1 + k) / 30)
+        return tracks[0].box
+
+    t = 14 / 30  # unseen this long
+    capped = last_box(FILE_COAST, 0.55)
+    # The last sighting stays inside; the far edge reaches no further than the capped path, the
+    # coasting growth and half a box.
+    reach = 3.0 * side * t + (0.1 + 0.75 * t) * side + side / 2
+    assert capped.x1 <= cx - side / 2 and cx + side / 2 < capped.x2 <= cx + reach + 1e-6, capped
+    assert last_box(LIVE_COAST, 0.55).x2 > cx + 2 * reach
+    assert last_box(FILE_COAST, 0.9).x2 > cx + 2 * reach
 
 
 def test_duplicate_box_inside_a_face_does_not_start_a_track() -> None:
