@@ -9,6 +9,7 @@ import pytest
 from streamguard import synth
 from streamguard.config import DetectConfig
 from streamguard.detect import PRESETS, StillDetector, TiledDetector, create_detector
+from streamguard.detect.plan import View
 from streamguard.types import Box, Detection
 
 
@@ -176,22 +177,24 @@ def _covers(dets: list[Detection], gt: Box) -> bool:
     return any(d.box.iou(gt) >= 0.3 or d.box.contains(gt) for d in dets)
 
 
-def test_photos_are_searched_in_three_views(balanced: TiledDetector, sprites: list[synth.FaceSprite]) -> None:
+def test_photos_are_searched_in_several_views(balanced: TiledDetector,
+                                              sprites: list[synth.FaceSprite]) -> None:
     """BlazeFace is not symmetric, nor the same at every scale: on this scene of 7-13 px faces the
     plain view leaves the 10 px face that the mirrored view finds. The photo plan runs the plain, the
-    mirrored and the half-level-shifted views and covers every face any of them found."""
+    mirrored, the half-level-shifted and a closer view and covers every face any of them found."""
     img = synth.background(640, 360, seed=2)
     astronaut = sprites[1]  # scikit-image is a test dependency
     gts = [_paste(img, astronaut, 60 + i * 80, 100 + (i % 2) * 140, h)
            for i, h in enumerate([7, 8, 9, 10, 11, 12, 13])]
     views = PRESETS["balanced"].still.views
-    assert [(v.mirrored, round(v.shift, 3)) for v in views] == [(False, 1.0), (True, 1.0), (False, 1.414)]
+    assert [(v.mirrored, round(v.shift, 3), v.upscale) for v in views] == [
+        (False, 1.0, None), (True, 1.0, None), (False, 1.414, None), (False, 0.75, 3.0)]
     assert set(views) < set(PRESETS["thorough"].still.views), "thorough: every view of balanced, and more"
 
     plain = balanced.detect(img, still=True)
     mirror = [Detection(d.box.mirrored(640), d.score, -d.roll)
               for d in balanced.detect(np.ascontiguousarray(img[:, ::-1]), still=True)]
-    shifted = balanced.detect(img, still=True, shift=2 ** 0.5)
+    shifted = balanced.detect(img, still=True, view=View(shift=2 ** 0.5))
     merged = StillDetector(balanced).detect(img)
     assert not _covers(plain, gts[3]) and _hits(mirror, gts[3])
     for gt in gts:
@@ -202,11 +205,33 @@ def test_photos_are_searched_in_three_views(balanced: TiledDetector, sprites: li
                    for m in merged), (d, merged)
 
 
+def test_the_zoom_view_finds_small_faces_the_other_views_miss(balanced: TiledDetector,
+                                                              sprites: list[synth.FaceSprite]) -> None:
+    """The fourth view upscales the picture up to 3x from 6 px faces: on this scene of 6-12 px
+    faces (two real faces at each size) it finds an 8 px face no other view finds."""
+    img = synth.background(640, 360, seed=6)
+    gts = [_paste(img, sp, 40 + i * 85, 70 + j * 120 + (i % 2) * 50, h)
+           for i, h in enumerate([6, 7, 8, 9, 10, 11, 12]) for j, sp in enumerate(sprites[:2])]
+    zoom = View(shift=0.75, upscale=3.0)
+    assert zoom in PRESETS["balanced"].still.views
+    others = [d for v in PRESETS["balanced"].still.views if v != zoom for d in (
+        [Detection(d.box.mirrored(640), d.score, -d.roll)
+         for d in balanced.detect(np.ascontiguousarray(img[:, ::-1]), still=True, view=v)]
+        if v.mirrored else balanced.detect(img, still=True, view=v))]
+    zoomed = balanced.detect(img, still=True, view=zoom)
+    merged = StillDetector(balanced).detect(img)
+    only_zoom = [g for g in gts if _covers(zoomed, g) and not _covers(others, g)]
+    assert [round(g.height) for g in only_zoom] == [8]
+    for gt in gts:
+        if _covers(others + zoomed, gt):
+            assert _covers(merged, gt), (gt, merged)
+
+
 def test_the_shifted_view_puts_its_levels_between_the_plain_views(balanced: TiledDetector) -> None:
     """Each level takes faces over a 2x range; the shifted view's ranges start halfway (in scale)
     through the plain view's, so a face at the edge of a plain level sits mid-level there."""
     def upright_ranges(shift: float) -> list[float]:
-        return [lv.min_face for lv in balanced.plan(1024, 687, still=True, shift=shift)
+        return [lv.min_face for lv in balanced.plan(1024, 687, still=True, view=View(shift=shift))
                 if lv.angle == 0 and len(lv.tiles) > 1]
 
     plain, shifted = upright_ranges(1.0), upright_ranges(2 ** 0.5)

@@ -49,10 +49,12 @@ from .canvas import (
     tile_warp,
 )
 from .fuse import fuse
-from .plan import MODEL_INPUT, MODEL_MIN, PRESETS, Level, Preset, Tile, TileKey, positions
+from .plan import MODEL_INPUT, MODEL_MIN, PRESETS, Level, Preset, Tile, TileKey, View, positions
 from .recheck import centred_finds, second_look
 
 __all__ = ["TiledDetector"]
+
+PLAIN = View()  # the picture as it is, the preset's own levels
 
 log = logging.getLogger(__name__)
 
@@ -135,27 +137,28 @@ class TiledDetector:
             return p.max_upscale
         return max(p.max_upscale, min(1.6, p.max_upscale * SMALL_VIDEO / short))
 
-    def plan(self, width: int, height: int, still: bool = False, shift: float = 1.0) -> list[Level]:
+    def plan(self, width: int, height: int, still: bool = False, view: View = PLAIN) -> list[Level]:
         """The levels and tiles for a ``width`` x ``height`` frame (cached per size): for a video's
-        frames, or with ``still`` for a photo (the preset's ``still`` plan, when it has one);
-        ``shift`` multiplies every level's face range (a :class:`View`'s)."""
-        key = (width, height, still, shift)
+        frames, or with ``still`` for a photo (the preset's ``still`` plan, when it has one), in
+        ``view`` (its ``shift`` multiplies every level's face range; its ``upscale``, if set,
+        replaces the preset's largest upscale; mirroring is the caller's)."""
+        key = (width, height, still, view.shift, view.upscale)
         if key not in self._plans:
-            self._plans[key] = self._make_plan(width, height, still, shift)
+            self._plans[key] = self._make_plan(width, height, still, view)
             log.debug("tile plan %dx%d%s: %s", width, height, " (still)" if still else "",
                       ", ".join(f"s={lv.scale:.3g}/{lv.angle:g}:{len(lv.tiles)}" for lv in self._plans[key]))
         return self._plans[key]
 
-    def _make_plan(self, w: int, h: int, still: bool, shift: float) -> list[Level]:
+    def _make_plan(self, w: int, h: int, still: bool, view: View) -> list[Level]:
         p = self._preset(still)
         full, e_full, long = MODEL_INPUT["full"], MODEL_MIN["full"], max(w, h)
         # The whole-frame pass shows the frame with a 10% mirrored border at 192 px.
         whole_scale = full / (1.2 * long)
         whole_min = e_full / whole_scale
         specs: list[tuple[float, float, float, float, str, float, bool]] = []  # scale angle lo hi model pad
-        lo = self.face_range(w, h, still) * shift
+        lo = self.face_range(w, h, still) * view.shift
         turn_min = p.turn_min_face * self._size_factor(w, h, still)
-        upscale = self._upscale(w, h, still)
+        upscale = self._upscale(w, h, still) if view.upscale is None else view.upscale
         k = 0
         while lo < whole_min:
             model = p.models[min(k, len(p.models) - 1)]
@@ -216,18 +219,18 @@ class TiledDetector:
 
     def detect(self, image: np.ndarray, tiles: Iterable[Tile] | None = None,
                near: Iterable[Detection] = (), peaks: dict[TileKey, float] | None = None,
-               still: bool = False, shift: float = 1.0, weak: list[Detection] | None = None
+               still: bool = False, view: View = PLAIN, weak: list[Detection] | None = None
                ) -> list[Detection]:
         """Faces in an H x W x 3 uint8 RGB image; ``tiles`` limits the sweep to those tiles, and
         ``near`` adds a look at each of these known faces (see :meth:`near_crop`). ``peaks``, if
         given, receives each tile's best anchor score, keyed by ``(level, x, y)``. ``still`` runs
-        the photo plan, ``shift`` with its levels' face ranges scaled (see :meth:`plan`). ``weak``,
+        the photo plan, in ``view``'s levels (see :meth:`plan`; not mirrored here). ``weak``,
         if given, receives the short-range model's finds under its score (``Preset.weak``),
         which are otherwise dropped."""
         h, w = image.shape[:2]
         if h < 2 or w < 2:
             return []
-        levels = self.plan(w, h, still, shift)
+        levels = self.plan(w, h, still, view)
         chosen = [t for lv in levels for t in lv.tiles] if tiles is None else list(tiles)
         by_level: dict[int, list[Tile]] = {}
         for t in chosen:
