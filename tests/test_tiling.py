@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 import pytest
@@ -189,6 +191,7 @@ def test_photos_are_searched_in_several_views(balanced: TiledDetector,
     views = PRESETS["balanced"].still.views
     assert [(v.mirrored, round(v.shift, 3), v.upscale) for v in views] == [
         (False, 1.0, None), (True, 1.0, None), (False, 1.414, None), (False, 0.75, 3.0)]
+    assert views[-1].max_face == 24
     assert set(views) < set(PRESETS["thorough"].still.views), "thorough: every view of balanced, and more"
 
     plain = balanced.detect(img, still=True)
@@ -207,13 +210,16 @@ def test_photos_are_searched_in_several_views(balanced: TiledDetector,
 
 def test_the_zoom_view_finds_small_faces_the_other_views_miss(balanced: TiledDetector,
                                                               sprites: list[synth.FaceSprite]) -> None:
-    """The fourth view upscales the picture up to 3x from 6 px faces: on this scene of 6-12 px
+    """The fourth view upscales the picture up to 3x for 6-24 px faces: on this scene of 6-12 px
     faces (two real faces at each size) it finds an 8 px face no other view finds."""
     img = synth.background(640, 360, seed=6)
     gts = [_paste(img, sp, 40 + i * 85, 70 + j * 120 + (i % 2) * 50, h)
            for i, h in enumerate([6, 7, 8, 9, 10, 11, 12]) for j, sp in enumerate(sprites[:2])]
-    zoom = View(shift=0.75, upscale=3.0)
+    zoom = View(shift=0.75, upscale=3.0, max_face=24)
     assert zoom in PRESETS["balanced"].still.views
+    levels = balanced.plan(640, 360, still=True, view=zoom)  # small faces only, no whole-frame pass
+    assert levels and all(lv.min_face < 24 and math.isfinite(lv.max_face) for lv in levels)
+    assert max(lv.scale for lv in levels) == pytest.approx(3.0)
     others = [d for v in PRESETS["balanced"].still.views if v != zoom for d in (
         [Detection(d.box.mirrored(640), d.score, -d.roll)
          for d in balanced.detect(np.ascontiguousarray(img[:, ::-1]), still=True, view=v)]

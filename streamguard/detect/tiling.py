@@ -142,7 +142,7 @@ class TiledDetector:
         frames, or with ``still`` for a photo (the preset's ``still`` plan, when it has one), in
         ``view`` (its ``shift`` multiplies every level's face range; its ``upscale``, if set,
         replaces the preset's largest upscale; mirroring is the caller's)."""
-        key = (width, height, still, view.shift, view.upscale)
+        key = (width, height, still, view.shift, view.upscale, view.max_face)
         if key not in self._plans:
             self._plans[key] = self._make_plan(width, height, still, view)
             log.debug("tile plan %dx%d%s: %s", width, height, " (still)" if still else "",
@@ -159,8 +159,9 @@ class TiledDetector:
         lo = self.face_range(w, h, still) * view.shift
         turn_min = p.turn_min_face * self._size_factor(w, h, still)
         upscale = self._upscale(w, h, still) if view.upscale is None else view.upscale
+        top = whole_min if view.max_face is None else min(whole_min, view.max_face)
         k = 0
-        while lo < whole_min:
+        while lo < top:
             model = p.models[min(k, len(p.models) - 1)]
             hi = min(lo * p.ratio, whole_min * 1.05)
             scale = min(MODEL_MIN[model] / lo, upscale)
@@ -172,10 +173,10 @@ class TiledDetector:
         # The whole frame at 192 px, and faces filling most of it shrunk into a blank border (too
         # big for the model otherwise); both turned too, a face lying down may be that large.
         big = full / (1.6 * long)
-        for angle in (0.0, *p.turns):
+        for angle in (0.0, *p.turns) if view.max_face is None else ():
             specs.append((whole_scale, angle, whole_min, 0.75 * long, "full", 0.1 * long * whole_scale, True))
             specs.append((big, angle, 0.5 * long, math.inf, "full", 0.3 * long * big, False))
-        for a in p.angles:  # one tile: the tilted frame shrunk to fit it
+        for a in p.angles if view.max_face is None else ():  # one tile: the tilted frame shrunk to fit it
             c, sn = abs(math.cos(math.radians(a))), abs(math.sin(math.radians(a)))
             fit = full / max(w * c + h * sn, w * sn + h * c)
             specs.append((fit, a, e_full / fit, math.inf, "full", 0.0, True))
