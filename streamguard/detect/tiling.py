@@ -141,7 +141,8 @@ class TiledDetector:
         """The levels and tiles for a ``width`` x ``height`` frame (cached per size): for a video's
         frames, or with ``still`` for a photo (the preset's ``still`` plan, when it has one), in
         ``view`` (its ``shift`` multiplies every level's face range; its ``upscale``, if set,
-        replaces the preset's largest upscale; mirroring is the caller's)."""
+        replaces the preset's largest upscale; its ``max_face``, if set, ends the levels there,
+        with no whole-frame passes; mirroring is the caller's)."""
         key = (width, height, still, view.shift, view.upscale, view.max_face)
         if key not in self._plans:
             self._plans[key] = self._make_plan(width, height, still, view)
