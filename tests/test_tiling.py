@@ -194,11 +194,9 @@ def test_photos_are_searched_in_several_views(balanced: TiledDetector,
     assert views[-1].max_face == 24
     assert set(views) < set(PRESETS["thorough"].still.views), "thorough: every view of balanced, and more"
 
-    plain = balanced.detect(img, still=True)
-    mirror = [Detection(d.box.mirrored(640), d.score, -d.roll)
-              for d in balanced.detect(np.ascontiguousarray(img[:, ::-1]), still=True)]
-    shifted = balanced.detect(img, still=True, view=View(shift=2 ** 0.5))
-    merged = StillDetector(balanced).detect(img)
+    still = StillDetector(balanced)
+    plain, mirror, shifted = (still.view_finds(img, v) for v in views[:3])
+    merged = still.detect(img)
     assert not _covers(plain, gts[3]) and _hits(mirror, gts[3])
     for gt in gts:
         if _covers(plain + mirror + shifted, gt):
@@ -220,12 +218,10 @@ def test_the_zoom_view_finds_small_faces_the_other_views_miss(balanced: TiledDet
     levels = balanced.plan(640, 360, still=True, view=zoom)  # small faces only, no whole-frame pass
     assert levels and all(lv.min_face < 24 and math.isfinite(lv.max_face) for lv in levels)
     assert max(lv.scale for lv in levels) == pytest.approx(3.0)
-    others = [d for v in PRESETS["balanced"].still.views if v != zoom for d in (
-        [Detection(d.box.mirrored(640), d.score, -d.roll)
-         for d in balanced.detect(np.ascontiguousarray(img[:, ::-1]), still=True, view=v)]
-        if v.mirrored else balanced.detect(img, still=True, view=v))]
-    zoomed = balanced.detect(img, still=True, view=zoom)
-    merged = StillDetector(balanced).detect(img)
+    still = StillDetector(balanced)
+    others = [d for v in PRESETS["balanced"].still.views if v != zoom for d in still.view_finds(img, v)]
+    zoomed = still.view_finds(img, zoom)
+    merged = still.detect(img)
     only_zoom = [g for g in gts if _covers(zoomed, g) and not _covers(others, g)]
     assert [round(g.height) for g in only_zoom] == [8]
     for gt in gts:

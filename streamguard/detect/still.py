@@ -6,6 +6,7 @@ import numpy as np
 
 from ..types import Detection
 from .fuse import fuse
+from .plan import View
 from .tiling import TiledDetector
 
 __all__ = ["StillDetector"]
@@ -19,16 +20,17 @@ class StillDetector:
     def __init__(self, tiled: TiledDetector) -> None:
         self.tiled = tiled
 
+    def view_finds(self, image: np.ndarray, view: View) -> list[Detection]:
+        """The photo plan's finds in one ``view`` of ``image``, in the image's own pixels."""
+        if not view.mirrored:
+            return self.tiled.detect(image, still=True, view=view)
+        finds = self.tiled.detect(np.ascontiguousarray(image[:, ::-1]), still=True, view=view)
+        w = image.shape[1]
+        return [Detection(d.box.mirrored(w), d.score, -d.roll) for d in finds]  # mirrored back
+
     def detect(self, image: np.ndarray) -> list[Detection]:
         views = self.tiled.still_preset.views
-        w = image.shape[1]
-        found: list[Detection] = []
-        for view in views:
-            if view.mirrored:  # its finds mirrored back
-                finds = self.tiled.detect(np.ascontiguousarray(image[:, ::-1]), still=True, view=view)
-                found += [Detection(d.box.mirrored(w), d.score, -d.roll) for d in finds]
-            else:
-                found += self.tiled.detect(image, still=True, view=view)
+        found = [d for view in views for d in self.view_finds(image, view)]
         # A face seen in several views becomes the union of its boxes, as a cut face's pieces do,
         # not their score-weighted mean: views frame a small face differently, and the mean
         # of its boxes could leave part of each uncovered. On the 26 real photos

@@ -26,6 +26,7 @@ The measured before/after of this plan per preset is in ``docs/design.md`` ("Til
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -143,7 +144,8 @@ class TiledDetector:
         ``view`` (its ``shift`` multiplies every level's face range; its ``upscale``, if set,
         replaces the preset's largest upscale; its ``max_face``, if set, ends the levels there,
         with no whole-frame passes; mirroring is the caller's)."""
-        key = (width, height, still, view.shift, view.upscale, view.max_face)
+        view = dataclasses.replace(view, mirrored=False)  # a mirrored view has the same plan
+        key = (width, height, still, view)
         if key not in self._plans:
             self._plans[key] = self._make_plan(width, height, still, view)
             log.debug("tile plan %dx%d%s: %s", width, height, " (still)" if still else "",
@@ -160,7 +162,8 @@ class TiledDetector:
         lo = self.face_range(w, h, still) * view.shift
         turn_min = p.turn_min_face * self._size_factor(w, h, still)
         upscale = self._upscale(w, h, still) if view.upscale is None else view.upscale
-        top = whole_min if view.max_face is None else min(whole_min, view.max_face)
+        whole = view.max_face is None  # the passes over the whole frame run too
+        top = whole_min if whole else min(whole_min, view.max_face)
         k = 0
         while lo < top:
             model = p.models[min(k, len(p.models) - 1)]
@@ -174,10 +177,10 @@ class TiledDetector:
         # The whole frame at 192 px, and faces filling most of it shrunk into a blank border (too
         # big for the model otherwise); both turned too, a face lying down may be that large.
         big = full / (1.6 * long)
-        for angle in (0.0, *p.turns) if view.max_face is None else ():
+        for angle in (0.0, *p.turns) if whole else ():
             specs.append((whole_scale, angle, whole_min, 0.75 * long, "full", 0.1 * long * whole_scale, True))
             specs.append((big, angle, 0.5 * long, math.inf, "full", 0.3 * long * big, False))
-        for a in p.angles if view.max_face is None else ():  # one tile: the tilted frame shrunk to fit it
+        for a in p.angles if whole else ():  # one tile: the tilted frame shrunk to fit it
             c, sn = abs(math.cos(math.radians(a))), abs(math.sin(math.radians(a)))
             fit = full / max(w * c + h * sn, w * sn + h * c)
             specs.append((fit, a, e_full / fit, math.inf, "full", 0.0, True))
