@@ -55,7 +55,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from streamguard import synth  # noqa: E402
-from streamguard.anonymize import head_box  # noqa: E402
+from streamguard.anonymize import head_box, past_the_edge  # noqa: E402
 from streamguard.config import AnonymizeConfig, DetectConfig, TrackConfig  # noqa: E402
 from streamguard.detect import DetectionsToRegions, FaceDetector, create_detector  # noqa: E402
 from streamguard.lookahead import TrackStage  # noqa: E402
@@ -328,10 +328,11 @@ def owner(det: Detection, faces: list[FaceGT]) -> int | None:
 # -- evaluation ----------------------------------------------------------------------------------
 
 def covered_mask(regions: Iterable[Region]) -> np.ndarray:
-    """What the anonymizer blurs: the union of the head ellipses, 1 where covered."""
+    """What the anonymizer blurs: the union of the head ellipses (a box the frame edge cuts
+    squared up past it, as the anonymizer does), 1 where covered."""
     mask = np.zeros((H, W), np.uint8)
     for r in regions:
-        e = head_box(r.box, MARGIN)
+        e = head_box(past_the_edge(r.box, W, H), MARGIN)
         if e.is_empty():
             continue
         cx, cy = e.center

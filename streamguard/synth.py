@@ -147,12 +147,14 @@ def _round_box(b: Box) -> Box:
 
 
 def paste_face(image: np.ndarray, sprite: FaceSprite, face_box: Box, *, angle: float = 0.0,
-               brightness: float = 1.0) -> Box:
+               brightness: float = 1.0, defocus: float = 0.0) -> Box:
     """Paste ``sprite`` into ``image`` (in place) so its face box lands on ``face_box``.
 
     ``angle`` rotates counter-clockwise (as displayed) about the face centre; ``brightness``
-    scales the sprite's colours. Returns the ground-truth face box clipped to the image
-    (the bounding box of the rotated face box); it is empty if the face is off-frame.
+    scales the sprite's colours; ``defocus`` blurs the face with a Gaussian of that sigma, as a
+    fraction of the face's height (an out-of-focus background face: 0.04 smears its eyes).
+    Returns the ground-truth face box clipped to the image (the bounding box of the rotated face
+    box); it is empty if the face is off-frame.
     """
     if face_box.is_empty():
         raise ValueError(f"face_box must have positive size, got {face_box!r}")
@@ -163,6 +165,8 @@ def paste_face(image: np.ndarray, sprite: FaceSprite, face_box: Box, *, angle: f
     rw, rh = max(1, round(w * sx)), max(1, round(h * sy))
     interp = cv2.INTER_AREA if rw < w else cv2.INTER_LINEAR
     rgb = cv2.resize(sprite.rgb, (rw, rh), interpolation=interp)
+    if defocus > 0:
+        rgb = cv2.GaussianBlur(rgb, (0, 0), defocus * face_box.height)
     alpha = cv2.resize(sprite.alpha, (rw, rh), interpolation=interp)
     # The resize lands on whole pixels; the warp below adds the residual scale and sub-pixel
     # shift so the face box lands exactly. All maps here are in pixel-edge coordinates.
@@ -206,6 +210,8 @@ class FaceTrack:
     path: tuple[tuple[float, float, float, float], ...]
     rotation: tuple[tuple[float, float], ...] = ()
     brightness: float = 1.0
+    #: Gaussian blur as a fraction of the face's height (see :func:`paste_face`).
+    defocus: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.path:
@@ -267,7 +273,7 @@ def render(scene: Scene, frame_index: int, *, time: float | None = None) -> tupl
         sprite = sprites[track.sprite % len(sprites)]  # wraps when scikit-image is missing
         fw = fh * sprite.face.width / sprite.face.height
         gt = paste_face(image, sprite, Box.from_center(cx, cy, fw, fh), angle=angle,
-                        brightness=track.brightness)
+                        brightness=track.brightness, defocus=track.defocus)
         if not gt.is_empty():
             boxes.append(_round_box(gt))
     return image, boxes
