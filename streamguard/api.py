@@ -81,7 +81,7 @@ def build_stages(
     stages: list[Stage]
     if video and isinstance(detector, TiledDetector) and config.detect.sweep_period > 0:
         period = min(
-            config.detect.sweep_period, config.track.hold, config.track.lookahead or config.track.hold
+            config.detect.sweep_period, config.track.hold, config.track.ahead or config.track.hold
         )
         stages = [SweepDetectStage(detector, fps=fps or 30.0, period=period, every=config.track.detect_every)]
     elif video:

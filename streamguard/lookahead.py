@@ -40,13 +40,13 @@ class _Birth:
 class TrackStage(Stage):
     """Tracking stage: sets ``frame.regions`` from detections, tracks, scene cuts and backfill.
 
-    With ``lookahead > 0`` frames are held back up to ``lookahead`` seconds so that a new face is
-    also covered in the frames before its first detection. The window holds at most
-    ``ceil(lookahead * fps) + 1`` frames, kept as 4:2:0 YUV (:func:`~streamguard.colour.pack`):
+    With a look-ahead (``TrackConfig.ahead``) over 0, frames are held back up to that many seconds
+    so that a new face is also covered in the frames before its first detection. The window holds
+    at most ``ceil(ahead * fps) + 1`` frames, kept as 4:2:0 YUV (:func:`~streamguard.colour.pack`):
     at 1080p30 with 0.5 s that is 16 x 3.1 MB = 50 MB instead of 99.5 MB as RGB. Frames leave it
     that way; :class:`~streamguard.anonymize.Anonymizer` covers them in the planes (or unpacks
     each to RGB, where it must draw).
-    ``lookahead = 0`` hands every frame on at once (live mode).
+    ``lookahead=0`` hands every frame on at once (live mode).
     """
 
     def __init__(self, config: TrackConfig | None = None, fps: float = 30.0, *,
@@ -59,11 +59,12 @@ class TrackStage(Stage):
         self.config = config
         self.fps = float(fps)
         # With a look-ahead as long as the hold, a face found again is bridged over its whole gap.
-        bridged = config.lookahead >= config.hold > 0
+        ahead = config.ahead
+        bridged = ahead >= config.hold > 0
         self._tracker = Tracker(config.hold, FILE_COAST if bridged else LIVE_COAST)
         self._cuts = SceneCutDetector(cut_threshold) if cut_threshold is not None else None
         self._window: deque[_Held] = deque()
-        self._max_held = math.ceil(config.lookahead * self.fps - 1e-9) + 1 if config.lookahead > 0 else 0
+        self._max_held = math.ceil(ahead * self.fps - 1e-9) + 1 if ahead > 0 else 0
         self._births: dict[int, _Birth] = {}
         self._shot = 0
         if config.hold < (config.detect_every - 1) / self.fps:
@@ -108,7 +109,7 @@ class TrackStage(Stage):
             return [*out, frame]
         self._window.append(_Held(frame, t, self._shot))
         while self._window and (len(self._window) > self._max_held
-                                or self._window[0].time < t - self.config.lookahead - EPS):
+                                or self._window[0].time < t - self.config.ahead - EPS):
             out.append(self._window.popleft().frame)
         if self._window and self._window[-1].frame is frame:
             pack(frame)  # it waits: in half the memory (colour.pack; free for a decoded frame)

@@ -140,11 +140,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
     try:
         return Config(
             detect=DetectConfig(threshold=args.threshold, preset=args.detection, min_face=args.min_face),
-            # A hold longer than the look-ahead took the cover of unseen faces to live mode's growth:
-            # hold 0.75 with the 0.5 s look-ahead blurred 6.4x the real clips' faces' area around
-            # them, against 2.9x with a look-ahead as long.
-            track=TrackConfig(hold=args.hold, lookahead=max(args.hold, DEFAULTS.track.lookahead),
-                              detect_every=args.detect_every),
+            track=TrackConfig(hold=args.hold, detect_every=args.detect_every),
             anonymize=AnonymizeConfig(
                 mode=args.mode, strength=args.strength, margin=args.margin, boxes=args.boxes
             ),

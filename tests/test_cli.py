@@ -122,7 +122,7 @@ def test_a_longer_hold_holds_frames_back_as_long(hold, lookahead):
     args = ["in.mp4"] + ([] if hold is None else ["--hold", str(hold)])
     track = config_from_args(build_parser().parse_args(args)).track
     assert track.hold == (0.5 if hold is None else hold)
-    assert track.lookahead == lookahead
+    assert track.ahead == lookahead
 
 
 def test_version(capsys):

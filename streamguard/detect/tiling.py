@@ -144,7 +144,8 @@ class TiledDetector:
         ``view`` (its ``shift`` multiplies every level's face range; its ``upscale``, if set,
         replaces the preset's largest upscale; its ``max_face``, if set, ends the levels there,
         with no whole-frame passes; mirroring is the caller's)."""
-        view = dataclasses.replace(view, mirrored=False)  # a mirrored view has the same plan
+        if view.mirrored:  # a mirrored view has the same plan
+            view = dataclasses.replace(view, mirrored=False)
         key = (width, height, still, view)
         if key not in self._plans:
             self._plans[key] = self._make_plan(width, height, still, view)

@@ -184,14 +184,14 @@ def warm_up_seconds(config: Config, fps: float) -> float:
     gives the Kalman filters the same recent history (velocity) as in one pass.
     """
     t = config.track
-    return t.hold + t.lookahead + config.detect.sweep_period + (t.detect_every + 1) / fps
+    return t.hold + t.ahead + config.detect.sweep_period + (t.detect_every + 1) / fps
 
 
 def look_ahead_seconds(config: Config, fps: float) -> float:
     """Seconds of frames a chunk's worker tracks after its last own frame: a face first detected
     up to ``lookahead`` after the border is backfilled into the chunk's last frames."""
     t = config.track
-    return t.lookahead + (t.detect_every + 1) / fps
+    return t.ahead + (t.detect_every + 1) / fps
 
 
 def plan_chunks(
