@@ -41,6 +41,7 @@ _OUTLINE_COLOURS = {
     "backfill": (0, 200, 255),
     "motion": (255, 0, 255),
     "curtain": (255, 0, 0),
+    "gap": (255, 255, 255),
 }
 
 

@@ -22,6 +22,7 @@ from .detect import (
     create_detector,
 )
 from .errors import InputError
+from .gaps import GapStage
 from .images import IMAGE_SUFFIXES, load_image, output_format, save_image
 from .pipeline import Pipeline, RunStats
 from .sinks import AtomicPath, VideoFileSink, require_protected
@@ -77,7 +78,7 @@ def default_output(path: str | os.PathLike[str]) -> Path:
 def build_stages(
     config: Config, detector: FaceDetector, *, fps: float | None = None, video: bool = True
 ) -> list[Stage]:
-    """detect -> track (videos) -> anonymize, as the options ask."""
+    """detect -> track (videos) -> gaps -> anonymize, as the options ask."""
     stages: list[Stage]
     if video and isinstance(detector, TiledDetector) and config.detect.sweep_period > 0:
         period = min(
@@ -95,6 +96,8 @@ def build_stages(
         stages.append(TrackStage(config.track, fps=fps or 30.0))
     else:
         stages.append(DetectionsToRegions())
+    # A face half hidden between covered ones (a crowd) is covered with them.
+    stages.append(GapStage(config.anonymize))
     # Videos are encoded as 4:2:0 (VideoFileSink): cover in the decoded planes, no RGB round trip.
     stages.append(Anonymizer(config.anonymize, planar=video))
     return stages

@@ -80,6 +80,10 @@ class AnonymizeConfig:
     margin: float = 0.5
     #: Draw the covered regions' outlines (for checking a result).
     boxes: bool = False
+    #: Gaps between covered heads too narrow for a disk of this radius, in heights of the faces
+    #: around it, are covered too (0.5: a gap narrower than a face): a face half hidden in a
+    #: crowd, between found ones (see ``gaps.py``). 0 turns it off.
+    gaps: float = 0.5
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -88,6 +92,8 @@ class AnonymizeConfig:
             raise ValueError(f"strength must be > 0, got {self.strength}")
         if self.margin < 0:
             raise ValueError(f"margin must be >= 0, got {self.margin}")
+        if self.gaps < 0:
+            raise ValueError(f"gaps must be >= 0, got {self.gaps}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,8 @@
      "frames": [{"index": 0, "time": 0.0,
                  "regions": [{"box": [x1, y1, x2, y2], "track_id": 3, "source": "detection",
                               "score": 0.91}]}, ...],
-     "summary": {"detection": 812, "prediction": 40, "backfill": 12, "motion": 0, "curtain": 0}}
+     "summary": {"detection": 812, "prediction": 40, "backfill": 12, "motion": 0, "curtain": 0,
+                 "gap": 3}}
 
 Frames are streamed to a hidden temporary file beside the report as they arrive, so memory
 stays constant however long the video; the report appears under its name only when the run

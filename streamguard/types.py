@@ -169,7 +169,7 @@ def overlap_groups(boxes: Sequence[Box]) -> list[list[int]]:
     return [members for _, members in groups]
 
 
-RegionSource = Literal["detection", "prediction", "backfill", "motion", "curtain"]
+RegionSource = Literal["detection", "prediction", "backfill", "motion", "curtain", "gap"]
 
 
 @dataclass(frozen=True, slots=True)

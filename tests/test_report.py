@@ -41,7 +41,8 @@ def test_report_content(tmp_path: Path) -> None:
         {"box": [1.23, 2, 30, 40.5], "track_id": 1, "source": "detection", "score": 0.9123}
     ]
     assert data["frames"][2]["damaged"] is True
-    assert data["summary"] == {"detection": 1, "prediction": 1, "backfill": 1, "motion": 0, "curtain": 0}
+    assert data["summary"] == {"detection": 1, "prediction": 1, "backfill": 1, "motion": 0, "curtain": 0,
+                               "gap": 0}
     assert os.listdir(tmp_path) == [path.name], "no temporary file left"
     assert w.close(success=True) == path  # idempotent
 

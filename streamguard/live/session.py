@@ -38,6 +38,7 @@ from typing import Any
 from ..anonymize import Anonymizer
 from ..config import Config
 from ..detect import FaceDetector
+from ..gaps import GapStage
 from ..scenecut import SceneCutDetector
 from ..threads import quiet_native_pools
 from ..track import Tracker
@@ -95,6 +96,7 @@ class LiveSession:
         self.stats = LiveStats()
         self._own_detector = detector is None
         self.detector = detector if detector is not None else create_live_detector(self.config.detect)
+        self._gaps = GapStage(self.config.anonymize)
         self._anonymizer = Anonymizer(self.config.anonymize)
         self._every = self.config.track.detect_every
         if self._every > 1 and (self._every - 1) / max(source.fps, 1.0) >= max_detect_age:
@@ -214,7 +216,7 @@ class LiveSession:
         if reason is None and looks is not None:
             try:
                 out.regions = self._cover.regions(out, looks)
-                self._anonymizer(out)
+                self._anonymizer(self._gaps(out))
             except Exception:  # a bug: hide the picture rather than show it half done
                 log.exception("cannot cover faces in frame %d", out.index)
                 reason = "internal error"
