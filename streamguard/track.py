@@ -61,14 +61,14 @@ LIVE_COAST = Coast(grow0=0.25, speed=5.0)
 #: growth, a face lost for 0.5 s was covered 6.5x as wide; on real clips (a shop aisle, a
 #: classroom: benchmarks/real.py) such boxes blurred 2-20x the faces' own area around them.
 #:
-#: An unsure face's guess is kept within 3 box sizes a second of its last sighting (a walker
-#: across the picture): a track born of false finds that jumped (shelves of cups in a shop aisle,
-#: scoring 0.5-0.6) took the jump for a velocity and drove a 70 px box 200 px across the frame
-#: within the hold. On the real clips (benchmarks/real.py) the blur outside the heads fell 2.34x
-#: -> 2.07x the faces' area, face-frames exposed 6 -> 5 of 630 (1.5 sizes/s: 1.94x, one more
-#: exposed than 3); on the generated clips (benchmarks/temporal.py) nothing changed, where 2
-#: sizes/s left a face entering fast uncovered.
-FILE_COAST = Coast(grow0=0.1, speed=0.75, travel=3.0)
+#: An unsure face's guess is not held to a travel limit (``Coast.travel``). Held to 3 box sizes a
+#: second of its last sighting (2026-12-04), tracks born of false finds that jumped (shelves in a
+#: shop aisle) no longer dragged a 70 px box 200 px across the frame: the real clips' blur outside
+#: the heads fell 2.34x -> 2.07x the faces' area (benchmarks/real.py). But on a handheld street
+#: nothing was tuned on (benchmarks/fresh.py) it left 36-41 px faces of walkers half covered as
+#: the camera swung (143 -> 156 exposed proposals; 6 sizes/s: 155), and against the whole plan
+#: on every frame (benchmarks/schedule.py) 809 -> 872 exposed: less blur is not worth a face.
+FILE_COAST = Coast(grow0=0.1, speed=0.75)
 _SURE = 0.8  # a find scoring this is a face whose velocity is trusted while it coasts
 _DUPLICATE = 0.7  # share of an unmatched box inside a matched one that makes it a duplicate
 _GATE = 1.0  # non-overlapping pairs match only within this many box sizes (plus uncertainty)
@@ -368,9 +368,9 @@ class Tracker:
             pcx, pcy = pred.center
             sx, sy, _, _ = trk.position_std()
             # The gate widens with the filter's uncertainty so a coasting face is found again,
-            # capped at how far a fast head could go (the live growth, in files too: held to the
-            # unsure faces' travel, the gate left 7 face-frames exposed on the real clips, not 5,
-            # and their over-cover moved 2.07x -> 2.05x).
+            # capped at how far a fast head could go (the live growth, in files too: held to 3
+            # sizes/s for unsure faces, the gate left 7 face-frames exposed on the real clips, not
+            # 5, and their over-cover moved 2.07x -> 2.05x).
             size = (pred.width + pred.height) / 2
             cap = (LIVE_COAST.grow0 + LIVE_COAST.speed * (time - trk.last_hit)) * size
             norm = max(size + min(_K_SIGMA * math.hypot(sx, sy), cap), 1.0)
