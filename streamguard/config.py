@@ -52,6 +52,9 @@ class TrackConfig:
     lookahead: float | None = None
     #: Run the detector on every K-th frame, tracking in between.
     detect_every: int = 1
+    #: Move every face's guess with the camera's pan, tilt and zoom (``camera.py``), measured on
+    #: each frame of a file and between two looks live.
+    follow_camera: bool = True
 
     @property
     def ahead(self) -> float:

@@ -8,6 +8,10 @@ import math
 from collections import deque
 from dataclasses import dataclass, field
 
+import numpy as np
+
+from . import camera
+from .camera import CameraMotion
 from .colour import pack
 from .config import TrackConfig
 from .scenecut import CUT_THRESHOLD, SceneCutDetector
@@ -26,6 +30,8 @@ class _Held:
     frame: Frame
     time: float
     shot: int
+    #: The camera's motion from the shot's first frame to this one (3x3, see ``camera``).
+    pose: np.ndarray
 
 
 @dataclass(slots=True)
@@ -34,6 +40,7 @@ class _Birth:
     box: Box
     score: float
     shot: int
+    pose: np.ndarray
     velocities: list[tuple[float, float]] = field(default_factory=list)
 
 
@@ -63,6 +70,8 @@ class TrackStage(Stage):
         bridged = ahead >= config.hold > 0
         self._tracker = Tracker(config.hold, FILE_COAST if bridged else LIVE_COAST)
         self._cuts = SceneCutDetector(cut_threshold) if cut_threshold is not None else None
+        self._camera = CameraMotion() if config.follow_camera else None
+        self._pose = camera.identity()
         self._window: deque[_Held] = deque()
         self._max_held = math.ceil(ahead * self.fps - 1e-9) + 1 if ahead > 0 else 0
         self._births: dict[int, _Birth] = {}
@@ -94,11 +103,21 @@ class TrackStage(Stage):
             self._tracker.reset()
             self._births.clear()
             self._shot += 1
+            if self._camera is not None:
+                self._camera.reset()
             # Backfill never crosses a cut, so the old shot's frames can go now.
             out.extend(h.frame for h in self._window)
             self._window.clear()
+        motion = None
+        if self._camera is not None:
+            if frame.damaged:
+                self._camera.reset()  # its content says nothing of how the camera moved
+            else:
+                motion = self._camera(frame)
+        if motion is not None:
+            self._pose = camera.compose(motion, self._pose)
         detections = frame.detections if frame.detected else None
-        tracks = self._tracker.update(detections, t)
+        tracks = self._tracker.update(detections, t, motion)
         bounds = Box(0, 0, frame.width, frame.height)
         new = tuple(
             Region(trk.box, "detection" if trk.matched else "prediction", trk.id, trk.score)
@@ -107,7 +126,7 @@ class TrackStage(Stage):
         frame.regions = frame.regions + new  # keep regions other stages added
         if not self._max_held:
             return [*out, frame]
-        self._window.append(_Held(frame, t, self._shot))
+        self._window.append(_Held(frame, t, self._shot, self._pose))
         while self._window and (len(self._window) > self._max_held
                                 or self._window[0].time < t - self.config.ahead - EPS):
             out.append(self._window.popleft().frame)
@@ -129,7 +148,7 @@ class TrackStage(Stage):
             if trk.hits > 1 and trk.prev_box is not None and t - trk.prev_hit > 1.5 / self.fps:
                 self._bridge(trk, t)
             if trk.hits == 1:
-                self._births[trk.id] = _Birth(t, trk.box, trk.score, self._shot)
+                self._births[trk.id] = _Birth(t, trk.box, trk.score, self._shot, self._pose)
                 self._fill(trk.id, self._births[trk.id])
             elif trk.hits <= _REFINE_HITS and trk.id in self._births:
                 self._births[trk.id].velocities.append(trk.velocity)
@@ -150,10 +169,18 @@ class TrackStage(Stage):
             # frame edge, through which the face most likely came in): right for a face that
             # turned to the camera, and the only guess until a second detection gives a velocity.
             box = to_near_edges(birth.box, held.frame.width, held.frame.height).grown(0.1 + 0.5 * dt)
-            # Back along each velocity estimate; kept beside the birth box as young velocities
-            # are noisy (a face half out of the frame has a box that grows as much as it moves).
+            # The camera's motion between that frame and the birth: a face standing in the scene
+            # was where the picture was, which a swinging camera moves by more than the face.
+            back = camera.compose(held.pose, camera.invert(birth.pose))
+            moved = not np.allclose(back, np.eye(3))
+            if moved:
+                box = Box.bounding((box, camera.warp_box(back, birth.box).grown(0.1 + 0.5 * dt)))
+            # Back along each velocity estimate (the face's own, the camera's taken out); kept
+            # beside the birth box as young velocities are noisy (a face half out of the frame
+            # has a box that grows as much as it moves).
             for vx, vy in birth.velocities:
-                path = birth.box.shifted(-vx * dt, -vy * dt).grown(0.1 + dt)
+                path = birth.box.shifted(-vx * dt, -vy * dt)
+                path = (camera.warp_box(back, path) if moved else path).grown(0.1 + dt)
                 if path.intersection(bounds) > 0:  # else the face was not in the frame yet
                     box = Box.bounding((box, path))
             mine = ("backfill", track_id)

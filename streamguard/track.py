@@ -23,6 +23,7 @@ from typing import Literal
 
 import numpy as np
 
+from . import camera
 from .types import Box, Detection
 
 __all__ = ["Coast", "LIVE_COAST", "FILE_COAST", "Track", "TrackState", "Tracker", "preload", "to_near_edges"]
@@ -195,18 +196,37 @@ class _Filter:
         self.last_hit, self.det_box, self.score = time, det.box, det.score
         self.matched, self.box, self.size = True, det.box, (det.box.width, det.box.height)
         self.prev_hit, self.prev_box = time, det.box
+        #: The last detection carried along with the camera's motion since (see :meth:`warp`).
+        self.scene_box = det.box
 
     @property
     def unsure(self) -> bool:
         """Whether this face's coasting guess is held to ``coast.travel`` (see :data:`_SURE`)."""
         return self.coast.travel is not None and self.score < _SURE
 
+    def warp(self, m: np.ndarray) -> None:
+        """The camera moved by ``m`` (3x3, previous frame's pixels to this one's): so did this face,
+        as far as anyone knows. Its state moves with the picture, and its own velocity is what is
+        left of its motion once the camera's is taken out. The last detection's box stays too:
+        a face moving with the camera (a selfie walker) stays where it was in the picture."""
+        a, s = m[:2, :2], camera.scale_of(m)
+        x = self.kf.x
+        x[0:2, 0] = a @ x[0:2, 0] + m[:2, 2]
+        x[2:4, 0] *= s
+        x[4:6, 0] = a @ x[4:6, 0]
+        x[6:8, 0] *= s
+        t = np.zeros((8, 8))
+        t[0:2, 0:2], t[4:6, 4:6] = a, a
+        t[2, 2] = t[3, 3] = t[6, 6] = t[7, 7] = s
+        self.kf.P = t @ self.kf.P @ t.T
+        self.scene_box = camera.warp_box(m, self.scene_box)
+
     def predict(self, dt: float) -> None:
         if dt <= 0:
             return
         f, q = _motion(self.kf.x, dt)
         self.kf.predict(F=f, Q=q)
-        _clamp_size(self.kf.x, self.det_box)
+        _clamp_size(self.kf.x, self.scene_box)
         self.matched = False
 
     def forecast(self, dt: float, time: float) -> Track:
@@ -216,7 +236,7 @@ class _Filter:
         if dt > 0:
             f, q = _motion(x, dt)
             x, p = np.dot(f, x), np.dot(np.dot(f, p), f.T) + q
-            _clamp_size(x, self.det_box)
+            _clamp_size(x, self.scene_box)
             matched = False
         box = self._cover_box(x, p, matched, time)
         return self._snapshot(time, box, x, matched)
@@ -231,6 +251,7 @@ class _Filter:
         # The previous sighting: with it, a file's held frames between the two can be bridged.
         self.prev_hit, self.prev_box = self.last_hit, self.det_box
         self.last_hit, self.det_box, self.score = time, det.box, det.score
+        self.scene_box = det.box
 
     def predicted_box(self) -> Box:
         return Box.from_center(*(float(v) for v in self.kf.x[:4, 0]))
@@ -260,7 +281,7 @@ class _Filter:
             # turned or kept going all stay inside.
             sx, sy, sw, sh = _position_std(p)
             if self.unsure:
-                cx, cy = _within(cx, cy, self.det_box, self.coast.travel * (time - self.last_hit))
+                cx, cy = _within(cx, cy, self.scene_box, self.coast.travel * (time - self.last_hit))
             # A track seen once has no velocity yet and a huge variance: cap its growth at what
             # a fast head could do, so a one-off false detection does not blur the whole frame.
             # Scaled by the larger side: a face entering through the frame edge has a narrow,
@@ -268,7 +289,8 @@ class _Filter:
             cap = (self.coast.grow0 + self.coast.speed * (time - self.last_hit)) * max(w, h)
             hw = w / 2 + min(_K_SIGMA * (sx + sw / 2), cap)
             hh = h / 2 + min(_K_SIGMA * (sy + sh / 2), cap)
-            box = Box.bounding((Box(cx - hw, cy - hh, cx + hw, cy + hh), self.det_box))
+            # The last seen box where it was in the picture, and where the camera's motion took it.
+            box = Box.bounding((Box(cx - hw, cy - hh, cx + hw, cy + hh), self.det_box, self.scene_box))
         return box
 
     def snapshot(self, time: float) -> Track:
@@ -306,9 +328,13 @@ class Tracker:
         """End every track (a scene cut). Ids keep counting so they stay unique in a run."""
         self._tracks.clear()
 
-    def update(self, detections: Sequence[Detection] | None, time: float) -> list[Track]:
+    def update(self, detections: Sequence[Detection] | None, time: float,
+               camera_motion: np.ndarray | None = None) -> list[Track]:
         """Advance to ``time`` (seconds) and match ``detections``; ``None`` means the detector
-        did not run on this frame: tracks are only predicted and no miss is counted."""
+        did not run on this frame: tracks are only predicted and no miss is counted.
+        ``camera_motion`` is how the picture as a whole moved since the last update (a 3x3
+        transform of its pixels, :class:`~streamguard.camera.CameraMotion`; None: unknown, as
+        if still): every face's guess moves with it before its own motion is predicted."""
         if not math.isfinite(time):
             raise ValueError(f"time must be finite, got {time!r}")
         if self._time is not None and time < self._time:
@@ -320,6 +346,8 @@ class Tracker:
         dt = 0.0 if self._time is None else time - self._time
         self._time = time
         for trk in self._tracks:
+            if camera_motion is not None:
+                trk.warp(camera_motion)
             trk.predict(dt)
         if detections is not None:
             dets = [d for d in detections if not d.box.is_empty()]

@@ -36,6 +36,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..anonymize import Anonymizer
+from ..camera import CameraMotion
 from ..config import Config
 from ..detect import FaceDetector
 from ..gaps import GapStage
@@ -159,6 +160,8 @@ class LiveSession:
         lower_priority()  # its Python part (tiling, tracking) too
         stage = detect_stage(self.detector, self.source.fps)
         tracker = Tracker(self.config.track.hold)
+        # Between two looks a handheld camera may have swung: the tracks move with the picture.
+        motion = CameraMotion() if self.config.track.follow_camera else None
         last, segment, failures = -1, -1, 0
         while not self._halt.is_set():
             item = self._slot.newer(last + self._every - 1, POLL)
@@ -177,8 +180,11 @@ class LiveSession:
                 done = time.monotonic()
                 if item.segment != segment:
                     tracker.reset()
+                    if motion is not None:
+                        motion.reset()
                     segment = item.segment
-                tracks = tuple(tracker.update(view.detections, frame.captured_at))
+                moved = motion(view) if motion is not None else None
+                tracks = tuple(tracker.update(view.detections, frame.captured_at, moved))
                 kept, cells = self._cover.keep(tracker, frame.image)
                 look = Look(frame.captured_at, frame.index, item.segment, done, tracks, kept, cells)
             except Exception as e:  # noqa: BLE001 - fail closed (curtain) and keep trying
