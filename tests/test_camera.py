@@ -118,3 +118,24 @@ def test_a_lost_face_is_covered_where_the_panning_camera_took_it() -> None:
 
 def test_a_face_moving_with_the_camera_stays_covered_where_it_was_seen() -> None:
     assert min(_pan(True, with_camera=False)) >= 0.95
+
+
+def _found_late(follow: bool) -> list[float]:
+    """The camera pans right 12 px a frame and stops at frame 12; the face, standing in the scene,
+    is found from then on only (it still stands in the picture: no velocity to follow back).
+    Returns the share of the face covered on the frames before, within the look-ahead."""
+    stage = TrackStage(TrackConfig(follow_camera=follow), fps=30.0)
+    out, truth = [], {}
+    for i in range(20):
+        x = 200 + 12 * min(i, 12)
+        truth[i] = FACE.shifted(-x, -200)
+        dets = (Detection(truth[i], 0.9),) if i >= 12 else ()
+        out += stage.process(Frame(view(x, 200), i, detections=dets, detected=True))
+    out += stage.flush()
+    return [_coverage(truth[f.index], f) for f in out if 6 <= f.index < 12]
+
+
+def test_backfill_moves_back_with_the_camera() -> None:
+    covered = _found_late(True)
+    assert min(covered) >= 0.95, covered
+    assert min(_found_late(False)) < 0.5, "control: the birth box alone stays where it was found"
