@@ -20,33 +20,37 @@ W, H = 320, 240
 
 
 @functools.cache
-def scene() -> np.ndarray:
-    """A real photo (scikit-image's astronaut, public domain) twice its size: room to pan."""
-    return cv2.resize(data.astronaut(), (1024, 1024), interpolation=cv2.INTER_CUBIC)
+def scene(side: int = 1024) -> np.ndarray:
+    """A real photo (scikit-image's astronaut, public domain) enlarged: room to pan."""
+    return cv2.resize(data.astronaut(), (side, side), interpolation=cv2.INTER_CUBIC)
 
 
-def view(x: float, y: float, zoom: float = 1.0) -> np.ndarray:
-    """The W x H window of the scene whose top-left corner is at ``(x, y)``, magnified ``zoom``
-    times about the window's centre (sub-pixel positions interpolated, as a camera sees them)."""
-    cx, cy = x + W / 2, y + H / 2
-    m = np.array([[zoom, 0, W / 2 - zoom * cx], [0, zoom, H / 2 - zoom * cy]], np.float64)
-    return cv2.warpAffine(scene(), m, (W, H), flags=cv2.INTER_LINEAR)
+def view(x: float, y: float, zoom: float = 1.0, size: tuple[int, int] = (W, H)) -> np.ndarray:
+    """The window of the scene whose top-left corner is at ``(x, y)``, magnified ``zoom`` times
+    about the window's centre (sub-pixel positions interpolated, as a camera sees them)."""
+    w, h = size
+    cx, cy = x + w / 2, y + h / 2
+    m = np.array([[zoom, 0, w / 2 - zoom * cx], [0, zoom, h / 2 - zoom * cy]], np.float64)
+    return cv2.warpAffine(scene(1024 if w <= W else 2600), m, (w, h), flags=cv2.INTER_LINEAR)
 
 
 def frame(image: np.ndarray, index: int = 0) -> Frame:
     return Frame(np.ascontiguousarray(image), index)
 
 
-def test_a_pan_is_measured_to_a_fraction_of_a_pixel() -> None:
+@pytest.mark.parametrize("size", [(W, H), (1920, 1080)])
+def test_a_pan_is_measured_to_a_fraction_of_a_pixel(size: tuple[int, int]) -> None:
     motion = CameraMotion()
     x, y = 300.0, 200.0
-    assert motion(frame(view(x, y))) is None, "no motion before a second frame"
+    big = size[0] / W  # a 1080p picture is measured on a copy 6 times smaller
+    assert motion(frame(view(x, y, size=size))) is None, "no motion before a second frame"
     for i, (dx, dy) in enumerate([(5.5, -3.0), (-7.25, 2.0), (0.5, 6.0)], start=1):
-        x, y = x + dx, y + dy
-        m = motion(frame(view(x, y), i))
+        x, y = x + dx * big, y + dy * big
+        m = motion(frame(view(x, y, size=size), i))
         assert m is not None
         # The camera turned right by dx: the picture's content moved left by dx.
-        assert m[0, 2] == pytest.approx(-dx, abs=0.3) and m[1, 2] == pytest.approx(-dy, abs=0.3)
+        assert m[0, 2] == pytest.approx(-dx * big, abs=0.3 * big)
+        assert m[1, 2] == pytest.approx(-dy * big, abs=0.3 * big)
         assert camera.scale_of(m) == pytest.approx(1.0, abs=0.005)
 
 
