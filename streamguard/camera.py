@@ -15,6 +15,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from .colour import luma
 from .types import Box, Frame
 
 __all__ = ["CameraMotion", "apply", "compose", "identity", "invert", "scale_of", "warp_box"]
@@ -65,14 +66,6 @@ def warp_box(m: np.ndarray, box: Box) -> Box:
     return Box.from_center(cx, cy, box.width * s, box.height * s)
 
 
-def _grey(frame: Frame) -> np.ndarray:
-    """The frame's luma: the decoded Y plane when there is one, else from RGB."""
-    if frame.packed is not None:
-        h, w = frame.height, frame.width
-        return frame.packed.reshape(-1)[:h * w].reshape(h, w)
-    return cv2.cvtColor(frame.image, cv2.COLOR_RGB2GRAY)
-
-
 class CameraMotion:
     """Frame-to-frame motion of the picture as a whole.
 
@@ -90,7 +83,7 @@ class CameraMotion:
         self._prev = None
 
     def __call__(self, frame: Frame) -> np.ndarray | None:
-        grey = _grey(frame)
+        grey = luma(frame)
         # Every step-th pixel first, down to about twice the width: an area average of a 1080p
         # frame straight to 320 px costs 2-4 ms, this 0.5 ms, and corners are found as well.
         step = max(1, grey.shape[1] // (2 * self.width))

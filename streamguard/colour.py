@@ -21,7 +21,7 @@ import numpy as np
 
 from .types import Frame
 
-__all__ = ["to_frame", "from_rgb", "from_frame", "pack", "unpack", "is_packed", "region_rgb",
+__all__ = ["to_frame", "from_rgb", "from_frame", "pack", "unpack", "is_packed", "luma", "region_rgb",
            "put_region_rgb"]
 
 # AVColorRange: 0 unspecified, 1 MPEG (limited, 16-235), 2 JPEG (full).
@@ -90,6 +90,13 @@ def unpack(frame: Frame) -> Frame:
         frame.image.flags.writeable = True  # the source kept it read-only beside the planes
     frame.packed = None
     return frame
+
+
+def luma(frame: Frame) -> np.ndarray:
+    """The frame's grey picture: its Y plane when it keeps its planes (no conversion), else from RGB."""
+    if frame.packed is not None:
+        return _planes(frame.packed, frame.width, frame.height)[0]
+    return cv2.cvtColor(frame.image, cv2.COLOR_RGB2GRAY)
 
 
 def _planes(i420: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
