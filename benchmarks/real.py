@@ -32,6 +32,8 @@ Evaluator (pixel-based, the same for any tool), per ground-truth face and frame:
 camera held sideways or mounted upside down, with no rotation tag to undo it), and the ground
 truth with it; the turned copies are written to ``<out>/turned`` (photos as PNG, videos as
 x264 crf 10 without audio) and are the inputs both tools and the evaluator read.
+``--light night|stage`` relights each input the same way (see :data:`LIGHTS`): footage shot in
+poor or coloured light, which the detector sees darker and off-colour.
 Over-cover: pixels whose grey value moved by more than ``CHANGED_GREY`` after a Gaussian
     (sigma ``CHANGED_SIGMA``) of both pictures, outside every ground-truth head (each face box,
     ignored ones too, grown to ``HEAD_W`` x ``HEAD_H`` its size, centre raised by ``HEAD_UP``
@@ -141,13 +143,32 @@ def _gif_to_mp4(src: Path, dst: Path) -> None:
     _rewrite_mp4(src, dst)
 
 
-def _rewrite_mp4(src: Path, dst: Path, turn: int = 0) -> None:
-    """``src``'s frames as displayed, turned ``turn`` degrees clockwise, into an x264 crf 10 mp4
-    (no audio): a new benchmark input, read alike by both tools and the evaluator."""
+#: ``--light``: how each input is relit (RGB), as footage shot in that light looks.
+#: night: a tenth of the light (in linear light), under sodium street lamps' amber;
+#: stage: coloured stage light, magenta-blue, at half the light.
+LIGHTS: dict[str, tuple[float, tuple[float, float, float]]] = {
+    "night": (0.1, (1.0, 0.7, 0.3)),
+    "stage": (0.5, (0.85, 0.2, 1.0)),
+}
+
+
+def relight(rgb: np.ndarray, light: str | None) -> np.ndarray:
+    """``rgb`` as it would look in ``light`` (see :data:`LIGHTS`; None: as it is)."""
+    if light is None:
+        return rgb
+    gain, tint = LIGHTS[light]
+    linear = (rgb.astype(np.float32) / 255) ** 2.2 * gain * np.array(tint, np.float32)
+    return np.clip(linear ** (1 / 2.2) * 255 + 0.5, 0, 255).astype(np.uint8)
+
+
+def _rewrite_mp4(src: Path, dst: Path, turn: int = 0, light: str | None = None) -> None:
+    """``src``'s frames as displayed, turned ``turn`` degrees clockwise and relit (``light``),
+    into an x264 crf 10 mp4 (no audio): a new benchmark input, read alike by both tools and the
+    evaluator."""
     with av.open(str(src)) as inp:
         s = inp.streams.video[0]
         rate = s.average_rate or Fraction(12)
-        frames = [np.rot90(_upright(f, "rgb24"), -turn // 90) for f in inp.decode(s)]
+        frames = [relight(np.rot90(_upright(f, "rgb24"), -turn // 90), light) for f in inp.decode(s)]
     h, w = frames[0].shape[:2]
     with av.open(str(dst), "w") as out:
         vs = out.add_stream("libx264", rate=rate)
@@ -210,18 +231,21 @@ def materialize(m: Media, media_dir: Path) -> Path | None:
     return dst
 
 
-def turned_copy(m: Media, src: Path, turn: int, folder: Path) -> Path:
-    """``src`` with its pixels turned ``turn`` degrees clockwise (``--turn``), made once."""
-    dst = folder / f"{m.id}.{m.sha256[:12]}.turn{turn}{'.png' if m.kind == 'photo' else '.mp4'}"
+def turned_copy(m: Media, src: Path, turn: int, folder: Path, light: str | None = None) -> Path:
+    """``src`` with its pixels turned ``turn`` degrees clockwise (``--turn``) and relit
+    (``--light``), made once."""
+    tag = f"turn{turn}" + (f".{light}" if light else "")
+    dst = folder / f"{m.id}.{m.sha256[:12]}.{tag}{'.png' if m.kind == 'photo' else '.mp4'}"
     if dst.exists():
         return dst
     folder.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name("partial-" + dst.name)
     if m.kind == "photo":
         img = cv2.imread(str(src), cv2.IMREAD_COLOR)  # as displayed: EXIF orientation applied
-        cv2.imwrite(str(tmp), np.ascontiguousarray(np.rot90(img, -turn // 90)))
+        rgb = relight(np.rot90(img, -turn // 90)[..., ::-1], light)
+        cv2.imwrite(str(tmp), np.ascontiguousarray(rgb[..., ::-1]))
     else:
-        _rewrite_mp4(src, tmp, turn)
+        _rewrite_mp4(src, tmp, turn, light)
     tmp.replace(dst)
     return dst
 
@@ -649,8 +673,8 @@ def cmd_run(a: argparse.Namespace) -> None:
     by_tool: dict[str, list[FileResult]] = {t: [] for t in tools}
     shutil.rmtree(a.out / "exposed", ignore_errors=True)
     for m, src in files:
-        if a.turn:
-            src = turned_copy(m, src, a.turn, a.out / "turned")
+        if a.turn or a.light:
+            src = turned_copy(m, src, a.turn, a.out / "turned", a.light)
         for t in tools:
             if t == "streamguard":
                 dst = a.out / "streamguard" / f"{m.id}{src.suffix}"
@@ -845,6 +869,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("-v", "--verbose", action="store_true", help="per-file rows")
     p.add_argument("--turn", type=int, choices=(0, 90, 180, 270), default=0,
                    help="turn every input's pixels this many degrees clockwise first (no rotation tag)")
+    p.add_argument("--light", choices=sorted(LIGHTS),
+                   help="relight every input first: dim amber night light or coloured stage light")
     a = p.parse_args(argv)
     a.streamguard_args = passthrough
     {"run": cmd_run, "fetch": cmd_fetch, "selfcheck": cmd_selfcheck}[a.command](a)

@@ -84,12 +84,14 @@ def build_stages(
         period = min(
             config.detect.sweep_period, config.track.hold, config.track.ahead or config.track.hold
         )
-        stages = [SweepDetectStage(detector, fps=fps or 30.0, period=period, every=config.track.detect_every)]
+        stages = [SweepDetectStage(detector, fps=fps or 30.0, period=period, every=config.track.detect_every,
+                                   levels=config.detect.levels)]
     elif video:
-        stages = [DetectStage(detector, every=config.track.detect_every)]
+        stages = [DetectStage(detector, every=config.track.detect_every, levels=config.detect.levels)]
     else:
         # A photo is one frame: it gets the preset's finer, wider photo plan.
-        stages = [DetectStage(StillDetector(detector) if isinstance(detector, TiledDetector) else detector)]
+        stages = [DetectStage(StillDetector(detector) if isinstance(detector, TiledDetector) else detector,
+                              levels=config.detect.levels)]
     if video:
         from .lookahead import TrackStage
 

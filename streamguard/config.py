@@ -26,6 +26,9 @@ class DetectConfig:
     #: it plus a look around known faces). 0 runs the full sweep on every frame. Must stay
     #: below the tracker's hold and look-ahead, which cover a face found this late.
     sweep_period: float = 0.25
+    #: Show the detector a dim or off-colour picture (night, stage light) with each channel's
+    #: levels stretched (``detect/levels.py``); the output keeps the original pixels.
+    levels: bool = True
 
     def __post_init__(self) -> None:
         if self.threshold is not None and not 0.0 < self.threshold < 1.0:

@@ -115,6 +115,13 @@ def add_anonymize_options(p: argparse.ArgumentParser) -> None:
         metavar="PX",
         help="smallest face height to find, in pixels (default: the --detection preset's)",
     )
+    g.add_argument(
+        "--no-levels",
+        dest="levels",
+        action="store_false",
+        help="show the detector dim or tinted pictures as they are (default: each colour's levels "
+        "stretched first, which finds more faces at night and under coloured light)",
+    )
     t = p.add_argument_group("tracking")
     t.add_argument(
         "--hold",
@@ -139,7 +146,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
     """
     try:
         return Config(
-            detect=DetectConfig(threshold=args.threshold, preset=args.detection, min_face=args.min_face),
+            detect=DetectConfig(threshold=args.threshold, preset=args.detection, min_face=args.min_face,
+                                levels=args.levels),
             track=TrackConfig(hold=args.hold, detect_every=args.detect_every),
             anonymize=AnonymizeConfig(
                 mode=args.mode, strength=args.strength, margin=args.margin, boxes=args.boxes

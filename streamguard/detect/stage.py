@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..config import DetectConfig
 from ..types import Frame, Region, Stage
 from .base import FaceDetector, detect_upright
+from .levels import Levels
 from .tiling import TiledDetector
 
 __all__ = ["DetectStage", "DetectionsToRegions", "create_detector"]
@@ -16,17 +17,20 @@ def create_detector(config: DetectConfig) -> FaceDetector:
 
 
 class DetectStage(Stage):
-    """Runs the detector on every ``every``-th frame and stores what it found."""
+    """Runs the detector on every ``every``-th frame and stores what it found. ``levels``: show
+    the detector a dim or tinted picture stretched (:mod:`.levels`)."""
 
-    def __init__(self, detector: FaceDetector, every: int = 1) -> None:
+    def __init__(self, detector: FaceDetector, every: int = 1, *, levels: bool = True) -> None:
         if every < 1:
             raise ValueError(f"every must be >= 1, got {every}")
         self.detector = detector
         self.every = every
+        self.levels = Levels(levels)
 
     def __call__(self, frame: Frame) -> Frame:
         if frame.index % self.every == 0:
-            frame.detections = tuple(detect_upright(self.detector, frame.image, frame.rotation))
+            image = self.levels(frame.image)
+            frame.detections = tuple(detect_upright(self.detector, image, frame.rotation))
             frame.detected = True
         return frame
 

@@ -50,6 +50,7 @@ import numpy as np
 from ..motion import CELL, STILL, block_means
 from ..types import Box, Detection, Frame, Stage
 from .base import detect_upright
+from .levels import Levels
 from .plan import Level, Tile, TileKey
 from .tiling import TiledDetector
 
@@ -188,7 +189,7 @@ class SweepDetectStage(Stage):
     """Runs a slice of the tiled sweep on each frame the detector runs on (see module docs)."""
 
     def __init__(self, detector: TiledDetector, *, fps: float, period: float = 0.25, every: int = 1,
-                 rescan: float = 1.0, quiet_rescan: float | None = None) -> None:
+                 rescan: float = 1.0, quiet_rescan: float | None = None, levels: bool = True) -> None:
         if period < 0:
             raise ValueError(f"period must be >= 0 seconds, got {period}")
         if every < 1:
@@ -202,6 +203,8 @@ class SweepDetectStage(Stage):
         self.detector = detector
         self.every = every
         self.fps = fps
+        #: What the detector is shown of a dim or tinted picture (the change map sees the same).
+        self.levels = Levels(levels)
         #: Detector runs per full sweep.
         self.slices = max(1, round(period * fps / every))
         #: Seconds after which an unchanged tile runs anyway; 0 runs every due tile.
@@ -302,7 +305,7 @@ class SweepDetectStage(Stage):
         """One run: this slice's tiles and the known faces, on ``image`` (stored orientation)
         taken at ``now`` seconds. Boxes in stored pixels."""
         sweep = _Slice(self.detector, self, now)
-        found = detect_upright(sweep, image, rotation)
+        found = detect_upright(sweep, self.levels(image), rotation)
         self._recent = list(sweep.found)
         self._runs += 1
         return found

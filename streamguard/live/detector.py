@@ -73,9 +73,10 @@ def create_live_detector(config: DetectConfig = LIVE_DETECT) -> FaceDetector:
     return box["detector"]
 
 
-def detect_stage(detector: FaceDetector, fps: float) -> Stage:
+def detect_stage(detector: FaceDetector, fps: float, levels: bool = True) -> Stage:
     """The stage a look runs: it sets ``detections`` on every frame it is given (the session
-    picks which frames: the newest, every ``detect_every``-th at most)."""
+    picks which frames: the newest, every ``detect_every``-th at most). ``levels``: see
+    :attr:`~streamguard.config.DetectConfig.levels`."""
     if isinstance(detector, TiledDetector):
-        return SweepDetectStage(detector, fps=fps or 30.0, period=0.0, rescan=LIVE_RESCAN)
-    return DetectStage(detector)
+        return SweepDetectStage(detector, fps=fps or 30.0, period=0.0, rescan=LIVE_RESCAN, levels=levels)
+    return DetectStage(detector, levels=levels)

@@ -158,7 +158,7 @@ class LiveSession:
 
     def _look(self) -> None:
         lower_priority()  # its Python part (tiling, tracking) too
-        stage = detect_stage(self.detector, self.source.fps)
+        stage = detect_stage(self.detector, self.source.fps, self.config.detect.levels)
         tracker = Tracker(self.config.track.hold)
         # Between two looks a handheld camera may have swung: the tracks move with the picture.
         motion = CameraMotion() if self.config.track.follow_camera else None
