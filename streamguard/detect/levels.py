@@ -11,9 +11,9 @@ stretched, the output keeps the original pixels.
 
 A picture that already spans the range is shown as it is: only a channel that would need more
 than :data:`GATE` times its contrast turns the stretch on, so daylight footage is not touched
-at all. In video the stretch is held from frame to frame
-while the picture's levels stay within :data:`HOLD` grey levels of it: a stretch that flickered
-would make every tile of the frame look changed to the sweep's change map.
+at all. In video the stretch is held from frame to frame while the picture's levels stay
+within :data:`HOLD` grey levels of it: a stretch that flickered would make every tile of the
+frame look changed to the sweep's change map.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ class Stretch:
 
     @property
     def gain(self) -> float:
-        """The largest factor a channel's contrast is raised by."""
+        """The largest factor a channel's contrast would need (the table caps it at :data:`MAX_GAIN`)."""
         return max(255 / max(h - lo, 1) for lo, h in zip(self.low, self.high, strict=True))
 
     def near(self, other: Stretch, tol: int = HOLD) -> bool:
@@ -85,7 +85,7 @@ class Levels:
         self.enabled = enabled
         self._stretch: Stretch | None = None
         self._table: np.ndarray | None = None
-        #: Frames shown stretched, for the log and tests.
+        #: Frames shown stretched (tests read it).
         self.stretched = 0
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray:
