@@ -91,7 +91,7 @@ def build_stages(
     else:
         # A photo is one frame: it gets the preset's finer, wider photo plan.
         stages = [DetectStage(StillDetector(detector) if isinstance(detector, TiledDetector) else detector,
-                              levels=config.detect.levels)]
+                              levels=config.detect.levels, both=True)]
     if video:
         from .lookahead import TrackStage
 

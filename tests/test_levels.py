@@ -11,11 +11,11 @@ from skimage import data
 
 from streamguard.api import anonymize_image
 from streamguard.config import Config, DetectConfig
-from streamguard.detect import SweepDetectStage, TiledDetector
+from streamguard.detect import DetectStage, StillDetector, SweepDetectStage, TiledDetector
 from streamguard.detect.levels import GATE, Levels, measure
 from streamguard.images import load_image
 from streamguard.synth import background, load_faces, paste_face
-from streamguard.types import Box
+from streamguard.types import Box, Detection, Frame
 
 from .pixels import assert_destroyed
 
@@ -66,20 +66,31 @@ def test_dim_tinted_picture_is_stretched_and_held() -> None:
 
 def test_face_under_stage_light_is_covered(tmp_path: Path) -> None:
     src, lit, box = _stage_photo(tmp_path)
+    out = tmp_path / "out.png"
+    anonymize_image(src, out, Config(detect=DetectConfig(levels=True)))
+    # Finds made on the stretched copy cover the picture as it was.
+    assert_destroyed(lit, load_image(out).rgb, box, "face under stage light")
+
+
+def test_stretch_does_not_make_clutter_look_like_faces(tmp_path: Path) -> None:
+    _, lit, _ = _stage_photo(tmp_path)
     far = np.ones(lit.shape[:2], bool)
     far[150:330, 230:410] = False
-    changed = {}
-    for stretch in (True, False):
-        out = tmp_path / f"out-{stretch}.png"
-        anonymize_image(src, out, Config(detect=DetectConfig(levels=stretch)))
-        result = load_image(out).rgb
-        if stretch:
-            # Finds made on the stretched copy cover the picture as it was.
-            assert_destroyed(lit, result, box, "face under stage light")
-        changed[stretch] = (np.abs(result.astype(int) - lit.astype(int)).max(axis=2) > 8)[far].mean()
-    # The stretch does not make clutter look like faces: no more of the rest is blurred (the
-    # synthetic clutter draws false finds either way: about 25% stretched, 32% as it is).
-    assert changed[True] <= changed[False] + 0.02, changed
+    tiled = TiledDetector("balanced")
+    try:
+        boxed = {}
+        for stretch in (True, False):
+            frame = DetectStage(StillDetector(tiled), levels=stretch)(Frame(image=lit, index=0))
+            mask = np.zeros(lit.shape[:2], bool)
+            for d in frame.detections:
+                b = d.box.clipped(lit.shape[1], lit.shape[0])
+                mask[int(b.y1):int(b.y2), int(b.x1):int(b.x2)] = True
+            boxed[stretch] = mask[far].mean()
+    finally:
+        tiled.close()
+    # The synthetic clutter draws false finds in the photo plan either way (about 14% of it boxed
+    # stretched, 17% as it is); the stretched look draws no more.
+    assert boxed[True] <= boxed[False] + 0.02, boxed
 
 
 @pytest.mark.parametrize("light", [(0.03, (1.0, 0.7, 0.3)), STAGE], ids=["dark", "stage"])
@@ -98,3 +109,29 @@ def test_stretched_picture_raises_the_face_score(light: tuple[float, tuple[float
     finally:
         tiled.close()
     assert best[1] >= 0.93 and best[1] - best[0] >= 0.04, best
+
+
+class _BlindWhenStretched:
+    """The real tiled detector, except that it finds nothing in a stretched picture: a face the
+    stretch loses (under stage light it lost a real 104 px profile the plain picture shows)."""
+
+    def __init__(self, tiled: TiledDetector, plain: np.ndarray) -> None:
+        self.tiled, self.plain, self.shown = tiled, plain, 0
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        self.shown += 1
+        return self.tiled.detect(image) if np.array_equal(image, self.plain) else []
+
+
+@pytest.mark.parametrize("both", [True, False])
+def test_photo_keeps_what_the_plain_picture_shows(tmp_path: Path, both: bool) -> None:
+    _, lit, box = _stage_photo(tmp_path)
+    tiled = TiledDetector("balanced")
+    try:
+        spy = _BlindWhenStretched(tiled, lit)
+        frame = DetectStage(spy, both=both)(Frame(image=lit, index=0))
+    finally:
+        tiled.close()
+    found = any(d.box.iou(box) > 0.3 for d in frame.detections)
+    # A photo is looked at stretched and as it is; video (both=False) only stretched.
+    assert (spy.shown, found) == ((2, True) if both else (1, False)), frame.detections
