@@ -8,7 +8,7 @@ import numpy as np
 
 from ..types import Box, Detection
 
-__all__ = ["fuse"]
+__all__ = ["fuse", "unite"]
 
 
 def fuse(found: Sequence[tuple[Detection, bool]], iou: float = 0.35) -> list[Detection]:
@@ -47,6 +47,14 @@ def fuse(found: Sequence[tuple[Detection, bool]], iou: float = 0.35) -> list[Det
                 box = Box.bounding([box, *(d.box for d in inside)])
             out.append(Detection(box=box, score=head.score, roll=head.roll))
     return out
+
+
+def unite(found: Sequence[Detection]) -> list[Detection]:
+    """Finds of several looks at one picture (a photo's views; its plain and stretched levels)
+    merged so that one face's boxes become their union, as a cut face's pieces do in
+    :func:`fuse`: each look frames a face differently, and a mean of the boxes could leave part
+    of each uncovered."""
+    return fuse([(d, True) for d in found])
 
 
 def _nested(a: Box, b: Box, pieces: bool) -> bool:

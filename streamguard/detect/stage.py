@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..config import DetectConfig
 from ..types import Frame, Region, Stage
 from .base import FaceDetector, detect_upright
-from .fuse import fuse
+from .fuse import unite
 from .levels import Levels
 from .tiling import TiledDetector
 
@@ -40,7 +40,7 @@ class DetectStage(Stage):
                 # stage light (benchmarks/real.py --light stage) it lost a 104 px profile the
                 # picture as it is shows. A photo is looked at once; it can afford both looks.
                 plain = detect_upright(self.detector, frame.image, frame.rotation)
-                found = fuse([(d, True) for d in [*found, *plain]])
+                found = unite([*found, *plain])
             frame.detections = tuple(found)
             frame.detected = True
         return frame

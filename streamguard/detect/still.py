@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..types import Detection
-from .fuse import fuse
+from .fuse import unite
 from .plan import View
 from .tiling import TiledDetector
 
@@ -37,7 +37,7 @@ class StillDetector:
         # (benchmarks/real.py) the union left 8 of 770 faces exposed against the mean's 14,
         # blurring more around them (3.14x -> 3.71x the faces' area). Uniting only boxes of
         # one size (IoU >= 0.35), with the four views: 7 exposed against 3, 3.71x against 3.99x.
-        return found if len(views) == 1 else fuse([(d, True) for d in found])
+        return found if len(views) == 1 else unite(found)
 
     def close(self) -> None:
         """Nothing: the models belong to the tiled detector, closed by its owner."""
