@@ -7,12 +7,13 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 from PIL import Image
 
 from streamguard import anonymize_image, anonymize_video, synth
-from streamguard.detect import TiledDetector, recheck
+from streamguard.detect import TiledDetector, recheck, sweep
 from streamguard.detect.plan import PRESETS
 from streamguard.types import Box
 
@@ -216,3 +217,46 @@ def test_a_big_tilted_face_with_a_phone_at_its_cheek_is_covered_in_a_photo(tmp_p
     for name, angle, face in faces:
         energy, corr = face_similarity(image, result, face)
         assert energy < 0.2 and corr < 0.5, f"{name} at {angle} deg: {energy:.2f}, {corr:.2f}"
+
+
+def _hidden_face_clip(path: Path) -> tuple[list[Box], int]:
+    """An 80 px face seen whole for 0.4 s, then for 1.6 s with all but its brow and eyes hidden
+    behind a hand-coloured block: (the visible strip on each hidden frame, the first hidden frame)."""
+    sprite = synth.load_faces()[0]
+    image = synth.background(1280, 720, seed=4)
+    face = synth.paste_face(image, sprite, Box.from_xywh(600, 300, 80, 80))
+    x1, y1, x2, y2 = face.as_int()
+    hidden = image.copy()
+    cut = y1 + round(0.28 * (y2 - y1))
+    hidden[cut:y2 + 24, x1 - 8:x2 + 8] = (150, 110, 90)
+    shown = 12
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=30)
+        s.width, s.height, s.pix_fmt, s.options = 1280, 720, "yuv420p", {"crf": "18"}
+        for i in range(60):
+            frame = av.VideoFrame.from_ndarray(image if i < shown else hidden, format="rgb24")
+            c.mux(s.encode(frame))
+        c.mux(s.encode())
+    return [Box(x1, y1, x2, cut)] * (60 - shown), shown
+
+
+def test_a_sure_face_hidden_but_its_eyes_stays_covered(tmp_path: Path, balanced, monkeypatch) -> None:
+    # The sitcom's man eating, a hand or a cup before the mouth: a face the models were sure of
+    # scores 0.3-0.4 once only its brow and eyes show, under every threshold. It is looked for
+    # where it was at a lower bar (``sweep.SURE_KEEP``), so the hold does not run out on it.
+    src = tmp_path / "hidden.mp4"
+    strips, first = _hidden_face_clip(src)
+    original = decode_rgb(src)
+
+    def exposed(out: Path) -> list[int]:
+        anonymize_video(src, out, detector=balanced)
+        frames = decode_rgb(out)
+        assert len(frames) == len(original) == 60
+        return [first + k for k, box in enumerate(strips)
+                if not (lambda e, c: e < 0.2 and c < 0.5)(*face_similarity(original[first + k],
+                                                                           frames[first + k], box))]
+
+    assert exposed(tmp_path / "out.mp4") == []
+    # Control: without the lower bar the eyes show once the hold (0.5 s) is over.
+    monkeypatch.setattr(sweep, "SURE_MEMORY", -1.0)
+    assert len(exposed(tmp_path / "without.mp4")) > 20

@@ -7,7 +7,7 @@ from fractions import Fraction
 
 import pytest
 
-from streamguard.detect import Tile, TiledDetector
+from streamguard.detect import Tile, TiledDetector, sweep
 from streamguard.detect.sweep import SweepDetectStage
 from streamguard.synth import background, load_faces, paste_face
 from streamguard.types import Box, Frame
@@ -155,3 +155,31 @@ def test_change_inside_a_known_head_does_not_count():
     assert changes.changed(tile, now=0.1, rescan=1.0)
     changes.update(beside, [face])
     assert changes.changed(tile, now=0.1, rescan=1.0)
+
+
+def test_a_sure_face_that_left_is_looked_for_only_briefly(tiled, monkeypatch):
+    # A sure face that is no longer found is looked for at its place at a lower bar (see
+    # test_hard_faces for one that stays), but once it has not been found even so for SURE_GONE
+    # seconds it has left, and each look would be a model call for nothing.
+    image = background(1280, 720, seed=4)
+    empty = image.copy()
+    truth = paste_face(image, load_faces()[0], Box.from_xywh(600, 300, 90, 90))
+    stage = SweepDetectStage(tiled, fps=30, period=0.25)
+    looks: list[int] = []
+    look_again = tiled.look_again
+
+    def spy(img, faces, min_score):
+        if min_score == sweep.SURE_KEEP:
+            looks.append(len(faces))
+        return look_again(img, faces, min_score)
+
+    monkeypatch.setattr(tiled, "look_again", spy)
+    for i in range(6):
+        f = stage(Frame(image=image.copy(), index=i, pts=i, time_base=Fraction(1, 30)))
+    assert any(d.box.iou(truth) > 0.3 and d.score >= sweep.SURE_SCORE for d in f.detections)
+    assert looks == [], "a face found is not looked for again"
+    gone_frames = round(sweep.SURE_GONE * 30)
+    for i in range(6, 6 + 2 * gone_frames):
+        f = stage(Frame(image=empty.copy(), index=i, pts=i, time_base=Fraction(1, 30)))
+        assert not any(d.box.iou(truth) > 0.3 for d in f.detections)
+    assert gone_frames - 1 <= len(looks) <= gone_frames + 1, looks
