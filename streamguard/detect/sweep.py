@@ -197,6 +197,8 @@ class _Slice:
         self.now = now
         self.tiles: list[Tile] = []
         self.found: list[Detection] = []
+        #: Lost sure faces found again under the threshold (``SweepDetectStage.follow_sure``).
+        self.refound: list[Detection] = []
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         h, w = image.shape[:2]
@@ -208,7 +210,8 @@ class _Slice:
                  if self.tiles or near else [])
         self.stage.ran(self.tiles, self.now, peaks)
         found = found + self.stage.follow_weak(image, found, weak)
-        self.found = found + self.stage.follow_sure(image, found, self.now)
+        self.refound = self.stage.follow_sure(image, found, self.now)
+        self.found = found + self.refound
         return self.found
 
     def close(self) -> None:
@@ -248,6 +251,8 @@ class SweepDetectStage(Stage):
         self._runs = 0
         self._plans: dict[tuple[int, int], tuple[list[list[Tile]], list[Level]]] = {}
         self._recent: list[Detection] = []
+        #: Of ``_recent``, those found only under the threshold: ``follow_sure`` looks at them again.
+        self._refound: list[Detection] = []
         #: Known faces the next run looks at in their own crop (set by :meth:`tiles_for`).
         self.near: list[Detection] = []
         #: Weak finds followed frame by frame, each with the frames in a row it was found on.
@@ -290,6 +295,9 @@ class SweepDetectStage(Stage):
                   if not gate or self.changes.changed(t, now, self.rescan, self.quiet_rescan)}
         self.near = []
         for face in self._recent:
+            if any(face is r for r in self._refound):
+                # Its own crop would ask for the threshold; follow_sure's look at it asks for less.
+                continue
             box = face.box
             lv = _level_for(levels, box.height)
             if lv is not None and lv.model != "short" and self.detector.can_crop(width, height, box):
@@ -379,6 +387,7 @@ class SweepDetectStage(Stage):
         sweep = _Slice(self.detector, self, now)
         found = detect_upright(sweep, self.levels(image), rotation)
         self._recent = list(sweep.found)
+        self._refound = sweep.refound
         self._runs += 1
         return found
 
