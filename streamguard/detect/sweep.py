@@ -104,7 +104,8 @@ SURE_MEMORY = 2.0
 #: Seconds a lost sure face not found again even at ``SURE_KEEP`` is still looked for: by then it
 #: has most likely left (0.5 s let a sitcom's 70 px face, turned away for longer, go for 3 frames).
 SURE_GONE = 1.0
-#: At most this many lost sure faces are looked for at once (the most recently sure first).
+#: At most this many lost sure faces are looked for at once (the most recently sure; the rest are
+#: let go).
 SURE_MAX = 8
 
 #: A known face's box grown by this on every side is its head, where change does not count.
