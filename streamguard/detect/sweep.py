@@ -197,8 +197,9 @@ class _Slice:
         self.stage = stage
         self.now = now
         self.tiles: list[Tile] = []
+        #: Faces found at the threshold (or weak ones kept) ...
         self.found: list[Detection] = []
-        #: Lost sure faces found again under the threshold (``SweepDetectStage.follow_sure``).
+        #: ... and lost sure faces found again under it (``SweepDetectStage.follow_sure``).
         self.refound: list[Detection] = []
 
     def detect(self, image: np.ndarray) -> list[Detection]:
@@ -210,10 +211,9 @@ class _Slice:
         found = (self.detector.detect(image, tiles=self.tiles, near=near, peaks=peaks, weak=weak)
                  if self.tiles or near else [])
         self.stage.ran(self.tiles, self.now, peaks)
-        found = found + self.stage.follow_weak(image, found, weak)
-        self.refound = self.stage.follow_sure(image, found, self.now)
-        self.found = found + self.refound
-        return self.found
+        self.found = found + self.stage.follow_weak(image, found, weak)
+        self.refound = self.stage.follow_sure(image, self.found, self.now)
+        return self.found + self.refound
 
     def close(self) -> None:
         pass
@@ -251,8 +251,10 @@ class SweepDetectStage(Stage):
         self._gated = False
         self._runs = 0
         self._plans: dict[tuple[int, int], tuple[list[list[Tile]], list[Level]]] = {}
+        #: The last run's finds, each looked at again in its own crop ...
         self._recent: list[Detection] = []
-        #: Of ``_recent``, those found only under the threshold: ``follow_sure`` looks at them again.
+        #: ... and its lost sure faces found again under the threshold: ``follow_sure`` looks for
+        #: them (their own crop would ask for the threshold).
         self._refound: list[Detection] = []
         #: Known faces the next run looks at in their own crop (set by :meth:`tiles_for`).
         self.near: list[Detection] = []
@@ -289,16 +291,13 @@ class SweepDetectStage(Stage):
         gate = image is not None and now is not None and self.rescan > 0
         self._gated = gate
         if gate:
-            self.changes.update(image, [d.box for d in self._recent])
+            self.changes.update(image, [d.box for d in (*self._recent, *self._refound)])
         due = slices[self._runs % self.slices]
         self.due += len(due)
         chosen = {t.key: t for t in due
                   if not gate or self.changes.changed(t, now, self.rescan, self.quiet_rescan)}
         self.near = []
         for face in self._recent:
-            if any(face is r for r in self._refound):
-                # Its own crop would ask for the threshold; follow_sure's look at it asks for less.
-                continue
             box = face.box
             lv = _level_for(levels, box.height)
             if lv is not None and lv.model != "short" and self.detector.can_crop(width, height, box):
@@ -387,7 +386,7 @@ class SweepDetectStage(Stage):
         taken at ``now`` seconds. Boxes in stored pixels."""
         sweep = _Slice(self.detector, self, now)
         found = detect_upright(sweep, self.levels(image), rotation)
-        self._recent = list(sweep.found)
+        self._recent = sweep.found
         self._refound = sweep.refound
         self._runs += 1
         return found
