@@ -30,8 +30,9 @@ import dataclasses
 import logging
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import cv2
 import numpy as np
@@ -58,6 +59,9 @@ __all__ = ["TiledDetector"]
 PLAIN = View()  # the picture as it is, the preset's own levels
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 
 #: Videos with a shorter side under this are searched for smaller faces (see ``_size_factor``).
 SMALL_VIDEO = 720
@@ -257,11 +261,8 @@ class TiledDetector:
             jobs.append(self.near_crop(pyramid, face.box, face.roll))
         # Interleave every level's tiles over the workers so each gets a fair share.
         work = [(lv, canvas, inv, t, None) for lv, canvas, inv, lv_tiles in jobs for t in lv_tiles] + per_tile
-        if self.workers > 1 and len(work) > 1:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="tiled-detector")
-            parts = list(self._pool.map(lambda k: self._run_tiles(work[k :: self.workers], k, w, h, peaks),
-                                        range(self.workers)))
+        if len(work) > 1:
+            parts = self._each_worker(lambda k: self._run_tiles(work[k :: self.workers], k, w, h, peaks))
         else:
             parts = [self._run_tiles(work, 0, w, h, peaks)]
         scores = {m: self.score(m, still) for m in ("full", "short")}
@@ -272,14 +273,17 @@ class TiledDetector:
                   for (f, name), wk in zip(part, ws, strict=True)]
         found = [f for f, _, wk in tagged if not wk]
         models = [(f[0].box, name) for f, name, wk in tagged if not wk]  # the other model re-checks
-        out = []
         candidates = self._min_score("full", still) < scores["full"]
-        for d in fuse(found):
-            seen = {m for b, m in models if b.iou(d.box) > 0.3}
-            look = second_look(d, seen, (w, h), still, scores, candidates)
-            if look and not any(self.verify(image, d.box, m, d.roll, still, look.bar) for m in look.judges):
-                continue
-            out.append(d)
+        fused = fuse(found)
+        looks = [second_look(d, {m for b, m in models if b.iou(d.box) > 0.3}, (w, h), still, scores,
+                             candidates) for d in fused]
+        # The second looks run on the tile workers too: on the detector's own thread they were a
+        # sixth of a 1080p street frame's detection time, with a core left idle.
+        todo = [(d, look) for d, look in zip(fused, looks, strict=True) if look is not None]
+        confirmed = iter(self._spread(
+            lambda e, k: any(self.verify(image, e[0].box, m, e[0].roll, still, e[1].bar, worker=k)
+                             for m in e[1].judges), todo))
+        out = [d for d, look in zip(fused, looks, strict=True) if look is None or next(confirmed)]
         if weak is not None:
             faint = [f for f, _, wk in tagged if wk]
             weak += [d for d in fuse(faint) if not any(d.box.iou(o.box) > 0.3 for o in out)]
@@ -372,12 +376,13 @@ class TiledDetector:
         return out
 
     def verify(self, image: np.ndarray, box: Box, model: str = "short", roll: float = 0.0,
-               still: bool = False, min_score: float | None = None) -> bool:
+               still: bool = False, min_score: float | None = None, *, worker: int = 0) -> bool:
         """Whether ``model`` finds a face at ``box`` again in a crop centred on it, the face at a
         third or at half of the crop, turned by the quarter turn nearest ``roll``. A second
-        opinion should come from the other model: each model repeats its own mistakes."""
+        opinion should come from the other model: each model repeats its own mistakes.
+        ``worker``: whose models to use (each tile worker has its own)."""
         score = min_score or self.score(model, still)
-        looks = centred_finds(self._model(model), image, box, roll, score, (3.0, 2.0))
+        looks = centred_finds(self._model(model, worker), image, box, roll, score, (3.0, 2.0))
         if any(d.box.iou(box) > 0.25 for d in looks):
             return True
         log.debug("dropped unconfirmed box %s", box)
@@ -389,26 +394,31 @@ class TiledDetector:
         on it, the face at half of it (where weak, small faces score highest), or None. The
         crops run on the tile workers."""
 
-        def one(k: int) -> list[tuple[int, Detection | None]]:
-            out = []
-            for i in range(k, len(faces), self.workers):
-                f = faces[i]
-                looks = centred_finds(self._model("short", k), image, f.box, f.roll, min_score, (2.0,))
-                hits = [d for d in looks if d.box.iou(f.box) > 0.25]
-                out.append((i, max(hits, key=lambda d: d.score) if hits else None))
-            return out
+        def best(f: Detection, k: int) -> Detection | None:
+            looks = centred_finds(self._model("short", k), image, f.box, f.roll, min_score, (2.0,))
+            hits = [d for d in looks if d.box.iou(f.box) > 0.25]
+            return max(hits, key=lambda d: d.score) if hits else None
 
-        if self.workers > 1 and len(faces) > 1:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="tiled-detector")
-            parts = list(self._pool.map(one, range(self.workers)))
-        else:
-            parts = [one(0)]
-        result: list[Detection | None] = [None] * len(faces)
-        for part in parts:
-            for i, d in part:
-                result[i] = d
-        return result
+        return self._spread(best, faces)
+
+    def _each_worker(self, fn: Callable[[int], _T]) -> list[_T]:
+        """``fn(k)`` for every tile worker ``k`` at once, on the pool (``fn`` must use only worker
+        ``k``'s models: an interpreter takes one call at a time)."""
+        if self.workers == 1:
+            return [fn(0)]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="tiled-detector")
+        return list(self._pool.map(fn, range(self.workers)))
+
+    def _spread(self, fn: Callable[[_T, int], _R], items: Sequence[_T]) -> list[_R]:
+        """``fn(item, k)`` for each of ``items``, spread over the tile workers (``k``: the worker
+        whose models it may use); the results in the order of ``items``."""
+        if len(items) <= 1:
+            return [fn(x, 0) for x in items]
+        n = len(items)
+        parts = self._each_worker(lambda k: [(i, fn(items[i], k)) for i in range(k, n, self.workers)])
+        done = dict(r for part in parts for r in part)
+        return [done[i] for i in range(len(items))]
 
     def _model(self, name: str, worker: int = 0) -> BlazeFaceDetector:
         models = self._models[worker]
