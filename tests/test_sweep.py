@@ -26,6 +26,9 @@ def test_every_tile_runs_once_per_period(tiled):
     w, h = 1280, 720
     levels = tiled.plan(w, h)
     spread = {(t.level, t.x, t.y) for lv in levels for t in lv.tiles}
+    # The first run takes the whole plan (nothing is known yet); the period's slices come after.
+    assert {(t.level, t.x, t.y) for t in stage.tiles_for(w, h)} == spread
+    stage._whole = False
     seen: list[tuple[int, int, int]] = []
     for i in range(stage.slices):
         stage._runs = i

@@ -261,10 +261,8 @@ class TiledDetector:
             jobs.append(self.near_crop(pyramid, face.box, face.roll))
         # Interleave every level's tiles over the workers so each gets a fair share.
         work = [(lv, canvas, inv, t, None) for lv, canvas, inv, lv_tiles in jobs for t in lv_tiles] + per_tile
-        if len(work) > 1:
-            parts = self._each_worker(lambda k: self._run_tiles(work[k :: self.workers], k, w, h, peaks))
-        else:
-            parts = [self._run_tiles(work, 0, w, h, peaks)]
+        parts = self._each_worker(lambda k: self._run_tiles(work[k :: self.workers], k, w, h, peaks),
+                                  len(work) > 1)
         scores = {m: self.score(m, still) for m in ("full", "short")}
         # Weak short-range finds (``Preset.weak``) are fused apart, so the sure finds fuse exactly
         # as without them (a weak whole box would swallow a sure face's cut pieces).
@@ -401,10 +399,10 @@ class TiledDetector:
 
         return self._spread(best, faces)
 
-    def _each_worker(self, fn: Callable[[int], _T]) -> list[_T]:
+    def _each_worker(self, fn: Callable[[int], _T], spread: bool = True) -> list[_T]:
         """``fn(k)`` for every tile worker ``k`` at once, on the pool (``fn`` must use only worker
-        ``k``'s models: an interpreter takes one call at a time)."""
-        if self.workers == 1:
+        ``k``'s models: an interpreter takes one call at a time); without ``spread``, ``fn(0)``."""
+        if self.workers == 1 or not spread:
             return [fn(0)]
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="tiled-detector")
@@ -413,12 +411,10 @@ class TiledDetector:
     def _spread(self, fn: Callable[[_T, int], _R], items: Sequence[_T]) -> list[_R]:
         """``fn(item, k)`` for each of ``items``, spread over the tile workers (``k``: the worker
         whose models it may use); the results in the order of ``items``."""
-        if len(items) <= 1:
-            return [fn(x, 0) for x in items]
         n = len(items)
-        parts = self._each_worker(lambda k: [(i, fn(items[i], k)) for i in range(k, n, self.workers)])
+        parts = self._each_worker(lambda k: [(i, fn(items[i], k)) for i in range(k, n, self.workers)], n > 1)
         done = dict(r for part in parts for r in part)
-        return [done[i] for i in range(len(items))]
+        return [done[i] for i in range(n)]
 
     def _model(self, name: str, worker: int = 0) -> BlazeFaceDetector:
         models = self._models[worker]
