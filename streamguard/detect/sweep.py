@@ -192,12 +192,13 @@ class _Sure:
     sure_at: float
     seen_at: float
 
-    def where(self) -> Detection:
-        """Where to look for it: the last find's place at its last sure size. A find under the bar
-        often comes out larger than the face (a half-hidden face's box; one a pixel larger cost a
-        hidden face every look in a test), and a crop sized on it can lose the face again."""
-        f = self.face
-        return Detection(Box.from_center(*f.box.center, *self.size), f.score, f.roll)
+    def at_sure_size(self) -> Detection | None:
+        """The last find at its last sure size, if that find's size differs from it (see
+        :meth:`SweepDetectStage.follow_sure`)."""
+        f, (w, h) = self.face, self.size
+        if abs(f.box.width - w) <= 0.05 * w and abs(f.box.height - h) <= 0.05 * h:
+            return None
+        return Detection(Box.from_center(*f.box.center, w, h), f.score, f.roll)
 
 
 class _Slice:
@@ -383,7 +384,17 @@ class SweepDetectStage(Stage):
         lost.sort(key=lambda e: -e.sure_at)
         lost = lost[:SURE_MAX]
         kept: list[Detection] = []
-        looks = self.detector.look_again(image, [e.where() for e in lost], SURE_KEEP) if lost else []
+        looks = self.detector.look_again(image, [e.face for e in lost], SURE_KEEP) if lost else []
+        # A find under the bar since the last sure one often comes out larger or smaller than the
+        # face (a half-hidden face's box), and a crop sized on it can miss the face that a crop
+        # sized on its sure find shows (a box a pixel larger lost a half-hidden face on every look
+        # in a test). Where it is not found at the first, it is looked for at the second.
+        resized = [(i, d) for i, e in enumerate(lost) if looks[i] is None
+                   and (d := e.at_sure_size()) is not None]
+        if resized:
+            second = self.detector.look_again(image, [d for _, d in resized], SURE_KEEP)
+            for (i, _), again in zip(resized, second, strict=True):
+                looks[i] = again
         for e, again in zip(lost, looks, strict=True):
             if again is not None and not any(again.box.iou(f.box) > 0.3 for f in found):
                 kept.append(again)
