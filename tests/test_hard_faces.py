@@ -283,3 +283,19 @@ def test_faces_the_sweep_has_no_time_for_are_covered(tmp_path: Path, balanced, s
     assert len(anonymized) == len(original) == frames
     assert sum(len(f.boxes) for f in gt.frames) == 15 * (frames - round(start * 30))
     assert _exposed(original, anonymized, gt) == []
+
+
+def test_faces_of_a_shot_shorter_than_the_sweep_are_covered(tmp_path: Path, balanced) -> None:
+    # The same at a scene cut: a shot of a tenth of a second (three frames) between two others
+    # gives the sweep three of its eight slices, and no find in the next shot is backfilled across
+    # the cut. The frames either side of a cut are searched with the whole plan.
+    faces = tuple(synth.FaceTrack(k % 6, 0.3, 0.4, ((0.0, 130 + (k % 5) * 250, 130 + (k // 5) * 230, 26),))
+                  for k in range(15))
+    scene = synth.Scene(width=1280, height=720, fps=30, duration=1.0, seed=3, faces=faces, cuts=(0.3, 0.4))
+    src, out = tmp_path / "shots.mp4", tmp_path / "out.mp4"
+    gt = synth.write_clip(src, scene)
+    anonymize_video(src, out, detector=balanced)
+    original, anonymized = decode_rgb(src), decode_rgb(out)
+    assert len(anonymized) == len(original) == 30
+    assert [i for i, f in enumerate(gt.frames) if f.boxes] == [9, 10, 11]
+    assert _exposed(original, anonymized, gt) == []

@@ -9,7 +9,8 @@ look-ahead backfill (0.5 s) then covers it back to its first frame, which is why
 ``period`` must stay under the look-ahead window (and under ``hold``, so a face
 between two looks stays covered). The first frame runs the whole plan: nothing is known yet,
 and a clip shorter than ``period`` is still searched whole; so does a file's last frame, whose
-faces no later find can be backfilled over.
+faces no later find can be backfilled over, and the two frames either side of a hard scene cut
+(the tracker's backfill never crosses one: a shot is a clip of its own).
 
 A due tile whose pixels have not changed since it last ran is skipped: the model
 gives the same answer on the same pixels, so running it again buys nothing. This is
@@ -55,6 +56,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..scenecut import SceneCutDetector
 from ..types import Box, Detection, Frame, Stage
 from .base import detect_upright
 from .changes import QUIET, QUIET_RESCAN, ChangeMap
@@ -193,6 +195,8 @@ class SweepDetectStage(Stage):
         self._whole = True
         #: A file's frame held back one step, so the last one is known as the last (:meth:`process`).
         self._held: Frame | None = None
+        #: Hard cuts, each of whose sides is searched whole like a file's ends (:meth:`process`).
+        self._cuts = SceneCutDetector()
         self._plans: dict[tuple[int, int], tuple[list[list[Tile]], list[Level]]] = {}
         #: The last run's finds, each looked at again in its own crop ...
         self._recent: list[Detection] = []
@@ -351,9 +355,21 @@ class SweepDetectStage(Stage):
         return found
 
     def process(self, frame: Frame) -> list[Frame]:
-        # One frame is held back so that the last is known as the last when the stream ends.
+        # One frame is held back so that the last is known as the last when the stream ends, and
+        # the last of a shot as the last when the next frame is a cut. A damaged frame's content
+        # is not the scene (as for the tracker's own cut detector).
+        cut = not frame.damaged and self._cuts(frame.image)
         held, self._held = self._held, frame
-        return [self(held)] if held is not None else []
+        if held is None:
+            return []
+        self._whole = self._whole or cut
+        out = [self(held)]
+        if cut:
+            # The new shot's first frame, whose faces no earlier find is backfilled over either.
+            # What was followed in the old shot has no place in this one.
+            log.debug("scene cut at frame %d: the frames either side run the whole plan", frame.index)
+            self._whole, self._recent, self._refound, self._weak, self._sure = True, [], [], [], []
+        return out
 
     def flush(self) -> list[Frame]:
         """The file's last frame, searched with the whole plan: a face that came into the picture
