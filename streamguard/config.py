@@ -90,6 +90,11 @@ class AnonymizeConfig:
     #: around it, are covered too (0.5: a gap narrower than a face): a face half hidden in a
     #: crowd, between found ones (see ``gaps.py``). 0 turns it off.
     gaps: float = 0.5
+    #: The same with a wider disk around a face in a crowd (four other people's faces within
+    #: three face heights: a stand, an audience), where a hole in the cover that no disk of this
+    #: radius fits in is a face the detector missed among found ones (``gaps.py``). A value of
+    #: at most ``gaps`` turns it off.
+    crowd_gaps: float = 1.5
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -100,6 +105,8 @@ class AnonymizeConfig:
             raise ValueError(f"margin must be >= 0, got {self.margin}")
         if self.gaps < 0:
             raise ValueError(f"gaps must be >= 0, got {self.gaps}")
+        if self.crowd_gaps < 0:
+            raise ValueError(f"crowd_gaps must be >= 0, got {self.crowd_gaps}")
 
 
 @dataclass(frozen=True, slots=True)

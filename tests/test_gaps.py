@@ -10,7 +10,7 @@ import pytest
 
 from streamguard.api import anonymize_image
 from streamguard.config import AnonymizeConfig, Config
-from streamguard.gaps import gap_faces
+from streamguard.gaps import crowd_reaches, gap_faces
 from streamguard.images import load_image
 from streamguard.synth import background, load_faces, paste_face
 from streamguard.types import Box, Detection
@@ -55,9 +55,30 @@ def _crowd(tmp_path, distance: float) -> tuple[np.ndarray, Box, list[Box], objec
     return image, middle, ring, path
 
 
-def _run(tmp_path, path, ring: list[Box], gaps: float) -> np.ndarray:
-    config = Config(anonymize=AnonymizeConfig(gaps=gaps))
-    out = tmp_path / f"out-{gaps}.png"
+def _stand(tmp_path, spacing: float) -> tuple[np.ndarray, Box, list[Box], object]:
+    """A stand of 5 x 5 real faces ``spacing`` face heights apart, saved as PNG: the middle one
+    is the face the detector missed, the rest its found neighbours."""
+    side = round(2 * FACE + 4 * spacing * FACE)
+    image = background(side, side, seed=5)
+    sprites = load_faces()
+    found: list[Box] = []
+    middle = None
+    for n in range(25):
+        box = Box.from_center(FACE + spacing * FACE * (n % 5), FACE + spacing * FACE * (n // 5), FACE, FACE)
+        pasted = paste_face(image, sprites[n % len(sprites)], box)
+        if n == 12:
+            middle = pasted
+        else:
+            found.append(box)
+    path = tmp_path / "stand.png"
+    cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    return image, middle, found, path
+
+
+def _run(tmp_path, path, ring: list[Box], gaps: float,
+         crowd_gaps: float = AnonymizeConfig().crowd_gaps) -> np.ndarray:
+    config = Config(anonymize=AnonymizeConfig(gaps=gaps, crowd_gaps=crowd_gaps))
+    out = tmp_path / f"out-{gaps}-{crowd_gaps}.png"
     anonymize_image(path, out, config, detector=ListedFaces(ring))
     return load_image(out).rgb
 
@@ -99,3 +120,28 @@ def test_boxes_of_one_person_leave_no_gap():
     ring = _ring((200.0, 200.0), 1.2 * FACE)
     assert gap_faces(ring, 400, 400, margin=0.5, reach=0.5, people=[7] * len(ring)) == []
     assert len(gap_faces(ring, 400, 400, margin=0.5, reach=0.5, people=[7, 7, 7, 8, 8, 8])) == 1
+
+
+def test_a_face_missed_in_a_crowd_is_covered(tmp_path):
+    # A stand two face heights apart: the hole a missed face leaves among its found neighbours
+    # holds a disk of half a face height, so only the crowd's wider disk closes it.
+    image, middle, found, path = _stand(tmp_path, spacing=2.0)
+    inner = middle.grown(-0.25)
+    energy, corr = face_similarity(image, _run(tmp_path, path, found, gaps=0.5, crowd_gaps=0.0), inner)
+    assert corr > 0.8, f"the narrow disk alone covered the missed face (corr {corr:.2f}): nothing to prove"
+    assert_destroyed(image, _run(tmp_path, path, found, gaps=AnonymizeConfig().gaps), middle, "in a crowd")
+
+
+def test_a_few_people_are_not_a_crowd():
+    # Four people side by side, or a ring of six three faces apart: the narrow disk for all.
+    row = [Box.from_center(100 + 1.5 * FACE * i, 100, FACE, FACE) for i in range(4)]
+    assert crowd_reaches(row, range(4), 0.5, 1.5) == [0.5] * 4
+    ring = _ring((200.0, 200.0), 3.0 * FACE)
+    assert crowd_reaches(ring, range(6), 0.5, 1.5) == [0.5] * 6
+    assert gap_faces(ring, 400, 400, margin=0.5, reach=0.5, crowd=1.5) == []
+    # A stand's faces are in a crowd, unless they are one person's boxes (a track's).
+    stand = [Box.from_center(100 + 2 * FACE * (n % 5), 100 + 2 * FACE * (n // 5), FACE, FACE)
+             for n in range(25)]
+    assert crowd_reaches(stand, range(25), 0.5, 1.5)[12] == 1.5
+    assert crowd_reaches(stand, [1] * 25, 0.5, 1.5) == [0.5] * 25
+    assert crowd_reaches(stand, range(25), 0.5, 0.5) == [0.5] * 25  # not wider: off
