@@ -144,4 +144,9 @@ def test_a_few_people_are_not_a_crowd():
              for n in range(25)]
     assert crowd_reaches(stand, range(25), 0.5, 1.5)[12] == 1.5
     assert crowd_reaches(stand, [1] * 25, 0.5, 1.5) == [0.5] * 25
+    # Neighbours are people: two tracks' four boxes (where each is, where it is heading) are two.
+    tracks = [Box.from_center(100, 100, FACE, FACE)] + [
+        Box.from_center(100 + dx, 100 + dy, FACE, FACE) for dx in (-FACE, FACE) for dy in (0, 5)]
+    assert crowd_reaches(tracks, ["me", 1, 1, 2, 2], 0.5, 1.5)[0] == 0.5
+    assert crowd_reaches(tracks, ["me", 1, 2, 3, 4], 0.5, 1.5)[0] == 1.5
     assert crowd_reaches(stand, range(25), 0.5, 0.5) == [0.5] * 25  # not wider: off
