@@ -93,7 +93,7 @@ def pictures(path: Path, kind: str):
 
 def judge(m: real.Media, src: Path, out: Path, props: dict[int, list[Box]], sheet: Path) -> dict:
     """Proposals left exposed in ``out``, the share of pixels changed, and a sheet of crops."""
-    exposed, total, big, changed, pixels, crops = 0, 0, 0, 0, 0, []
+    exposed, total, big, changed, pixels, crops, where = 0, 0, 0, 0, 0, [], []
     for (i, a), (_, b) in zip(pictures(src, m.kind), pictures(out, m.kind), strict=True):
         ga, gb = cv2.cvtColor(a, cv2.COLOR_RGB2GRAY), cv2.cvtColor(b, cv2.COLOR_RGB2GRAY)
         changed += real.over_cover(ga, gb, [])[0]
@@ -104,6 +104,7 @@ def judge(m: real.Media, src: Path, out: Path, props: dict[int, list[Box]], shee
                 continue
             exposed += 1
             big += box.height >= 32
+            where.append([i, *(round(v) for v in (box.x1, box.y1, box.x2, box.y2))])
             h, w = ga.shape
             side = 2.5 * box.height
             x1, y1, x2, y2 = Box.from_center(*box.center, side, side).clipped(w, h).as_int()
@@ -116,8 +117,10 @@ def judge(m: real.Media, src: Path, out: Path, props: dict[int, list[Box]], shee
         crops += [np.zeros_like(crops[0])] * (-len(crops) % 4)
         rows = [np.hstack(crops[k:k + 4]) for k in range(0, min(len(crops), 160), 4)]
         cv2.imwrite(str(sheet), cv2.cvtColor(np.vstack(rows), cv2.COLOR_RGB2BGR))
+    # Where each exposed proposal is (frame, x1, y1, x2, y2): to sort what is left by kind
+    # (at the picture's edge, in a crowd) without judging the output again.
     return {"id": m.id, "kind": m.kind, "proposals": total, "exposed": exposed, "exposed_32": big,
-            "changed_pct": 100.0 * changed / max(pixels, 1)}
+            "changed_pct": 100.0 * changed / max(pixels, 1), "exposed_boxes": where}
 
 
 def main(argv: list[str] | None = None) -> None:
