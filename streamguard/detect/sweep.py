@@ -191,24 +191,14 @@ class SweepDetectStage(Stage):
         self.changes = ChangeMap(quiet=min(QUIET, 0.4 * threshold))
         self._gated = False
         self._runs = 0
-        #: The next run takes the whole plan (the first frame, and a file's last: see :meth:`flush`).
-        self._whole = True
         #: A file's frame held back one step, so the last one is known as the last (:meth:`process`).
         self._held: Frame | None = None
         #: Hard cuts, each of whose sides is searched whole like a file's ends (:meth:`process`).
         self._cuts = SceneCutDetector()
         self._plans: dict[tuple[int, int], tuple[list[list[Tile]], list[Level]]] = {}
-        #: The last run's finds, each looked at again in its own crop ...
-        self._recent: list[Detection] = []
-        #: ... and its lost sure faces found again under the threshold: ``follow_sure`` looks for
-        #: them (their own crop would ask for the threshold).
-        self._refound: list[Detection] = []
         #: Known faces the next run looks at in their own crop (set by :meth:`tiles_for`).
         self.near: list[Detection] = []
-        #: Weak finds followed frame by frame, each with the frames in a row it was found on.
-        self._weak: list[tuple[Detection, int]] = []
-        #: Sure faces (see ``SURE_SCORE``) followed, found or not on the last frame.
-        self._sure: list[_Sure] = []
+        self._new_shot()
         preset = detector.preset
         self.weak_score = preset.weak if preset.weak is not None and detector.threshold is None else None
         #: Tiles due and tiles run, for the benchmark's account of what the change map saves.
@@ -343,6 +333,21 @@ class SweepDetectStage(Stage):
         if self._gated:
             self.changes.ran(tiles, now, peaks)
 
+    def _new_shot(self) -> None:
+        """Nothing known yet: the state of the first frame, and of the first after a cut, where
+        what was followed in the old shot has no place."""
+        #: The next run takes the whole plan (the first frame, and a file's last: see :meth:`flush`).
+        self._whole = True
+        #: The last run's finds, each looked at again in its own crop ...
+        self._recent: list[Detection] = []
+        #: ... and its lost sure faces found again under the threshold: ``follow_sure`` looks for
+        #: them (their own crop would ask for the threshold).
+        self._refound: list[Detection] = []
+        #: Weak finds followed frame by frame, each with the frames in a row it was found on.
+        self._weak: list[tuple[Detection, int]] = []
+        #: Sure faces (see ``SURE_SCORE``) followed, found or not on the last frame.
+        self._sure: list[_Sure] = []
+
     def detect(self, image: np.ndarray, rotation: int, now: float) -> list[Detection]:
         """One run: this slice's tiles and the known faces, on ``image`` (stored orientation)
         taken at ``now`` seconds. Boxes in stored pixels."""
@@ -366,9 +371,8 @@ class SweepDetectStage(Stage):
         out = [self(held)]
         if cut:
             # The new shot's first frame, whose faces no earlier find is backfilled over either.
-            # What was followed in the old shot has no place in this one.
             log.debug("scene cut at frame %d: the frames either side run the whole plan", frame.index)
-            self._whole, self._recent, self._refound, self._weak, self._sure = True, [], [], [], []
+            self._new_shot()
         return out
 
     def flush(self) -> list[Frame]:
