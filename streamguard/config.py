@@ -27,7 +27,8 @@ class DetectConfig:
     #: below the tracker's hold and look-ahead, which cover a face found this late.
     sweep_period: float = 0.25
     #: Show the detector a dim or off-colour picture (night, stage light) with each channel's
-    #: levels stretched (``detect/levels.py``); the output keeps the original pixels.
+    #: levels stretched (``detect/levels.py``), and an out-of-focus one sharpened
+    #: (``detect/focus.py``); the output keeps the original pixels.
     levels: bool = True
 
     def __post_init__(self) -> None:

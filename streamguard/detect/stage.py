@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..config import DetectConfig
 from ..types import Frame, Region, Stage
 from .base import FaceDetector, detect_upright
+from .focus import Focus
 from .fuse import unite
 from .levels import Levels
 from .tiling import TiledDetector
@@ -19,8 +20,9 @@ def create_detector(config: DetectConfig) -> FaceDetector:
 
 class DetectStage(Stage):
     """Runs the detector on every ``every``-th frame and stores what it found. ``levels``: show
-    the detector a dim or tinted picture stretched (:mod:`.levels`). ``both`` (photos): when the
-    picture is stretched, look at it as it is too and unite the finds of the two."""
+    the detector a dim or tinted picture stretched (:mod:`.levels`) and a soft one sharpened
+    (:mod:`.focus`). ``both`` (photos): when the picture is so changed, look at it as it is too
+    and unite the finds of the two."""
 
     def __init__(self, detector: FaceDetector, every: int = 1, *, levels: bool = True,
                  both: bool = False) -> None:
@@ -29,11 +31,12 @@ class DetectStage(Stage):
         self.detector = detector
         self.every = every
         self.levels = Levels(levels)
+        self.focus = Focus(levels)
         self.both = both
 
     def __call__(self, frame: Frame) -> Frame:
         if frame.index % self.every == 0:
-            image = self.levels(frame.image)
+            image = self.focus(self.levels(frame.image))
             found = detect_upright(self.detector, image, frame.rotation)
             if self.both and image is not frame.image:
                 # The stretch finds more faces in a dim or tinted photo but not the same ones: under

@@ -60,6 +60,7 @@ from ..scenecut import SceneCutDetector
 from ..types import Box, Detection, Frame, Stage
 from .base import detect_upright
 from .changes import QUIET, QUIET_RESCAN, ChangeMap
+from .focus import Focus
 from .levels import Levels
 from .plan import Level, Tile, TileKey
 from .tiling import TiledDetector
@@ -178,8 +179,10 @@ class SweepDetectStage(Stage):
         self.detector = detector
         self.every = every
         self.fps = fps
-        #: What the detector is shown of a dim or tinted picture (the change map sees the same).
+        #: What the detector is shown of a dim or tinted picture, and of a soft one (the change map
+        #: sees the same).
         self.levels = Levels(levels)
+        self.focus = Focus(levels)
         #: Detector runs per full sweep.
         self.slices = max(1, round(period * fps / every))
         #: Seconds after which an unchanged tile runs anyway; 0 runs every due tile.
@@ -352,7 +355,7 @@ class SweepDetectStage(Stage):
         """One run: this slice's tiles and the known faces, on ``image`` (stored orientation)
         taken at ``now`` seconds. Boxes in stored pixels."""
         sweep = _Slice(self.detector, self, now)
-        found = detect_upright(sweep, self.levels(image), rotation)
+        found = detect_upright(sweep, self.focus(self.levels(image)), rotation)
         self._recent = sweep.found
         self._refound = sweep.refound
         self._runs += 1
