@@ -37,8 +37,11 @@ def test_every_face_in_the_sample_is_destroyed(sample_output):
     n = sum(len(f.boxes) for f in gt.frames)
     assert n > 1000
     assert not failures, f"{len(failures)} of {n} face-frames not destroyed, e.g. {failures[:5]}"
-    # Far from every face the picture is the same up to re-encoding noise.
-    assert float(np.mean(changed)) < 3.0
+    # Far from every face the picture is the same up to re-encoding noise and the cover of the
+    # detector's false finds on the generated clutter: a mean change of 2.9 grey levels while weak
+    # finds were followed from 0.45 at every size, 3.5 since those of 24 px and more are followed
+    # from 0.4 (Preset.weak_large). A cover spreading over the picture reads far more.
+    assert float(np.mean(changed)) < 4.0
 
 
 def test_sample_keeps_timing_and_sound(sample_output):

@@ -78,6 +78,9 @@ class Preset:
     #: looked at again on the next frames and kept once found on ``WEAK_CONFIRM`` frames in a row
     #: (see ``detect/sweep.py``; None: dropped, as in photos).
     weak: float | None = None
+    #: Short-range finds at least :data:`WEAK_LARGE_FACE` px tall are weak from this lower score
+    #: (None: from ``weak`` whatever their size; used only where ``weak`` is set).
+    weak_large: float | None = None
     #: The passes of the plan over a still image, whose finds are merged (see :class:`View`).
     views: tuple[View, ...] = (View(),)
     #: The plan for still images, where one frame may take the time a few video frames do.
@@ -86,6 +89,15 @@ class Preset:
     def score(self, model: str) -> float:
         """The minimum score of ``model`` ("short" or "full")."""
         return self.scores[0] if model == "short" else self.scores[1]
+
+    def weak_bar(self, height: float | None = None) -> float | None:
+        """The score from which a short-range find ``height`` px tall is weak; with no height, the
+        lowest such score of any size (None: no weak finds)."""
+        if self.weak is None:
+            return None
+        if self.weak_large is not None and (height is None or height >= WEAK_LARGE_FACE):
+            return min(self.weak, self.weak_large)
+        return self.weak
 
 
 #: Photos: on real ones (benchmarks/real.py) faces turned, lit badly, small or partly hidden often
@@ -131,6 +143,18 @@ _CANDIDATE = 0.4
 #: them before, 2.07x at 0.45 and 2.80x at 0.4 (the shop aisle's cups), with 3 frames in a row;
 #: 4 frames at 0.4 gave 131 (33) and 2.50x.
 _WEAK = 0.45
+#: ... and from 0.4 for finds of at least ``WEAK_LARGE_FACE`` px (frame pixels), in ``balanced``.
+#: What 0.4 let in on the real clips that 0.45 did not was partly small: a fist of 10-15 px on a
+#: classroom desk, kept on every frame (that clip's over-cover 19.6x -> 28.8x at 0.4 for every
+#: size, 19.6x with the size bar); what it found on the fresh clips was faces of 24-60 px turned
+#: to a profile, looking down or backlit (a canteen, a cafeteria, a sitcom's diners, a boy at a
+#: desk). benchmarks/fresh.py, ten clips: 422 -> 300 proposals exposed, >= 32 px 113 -> 63 (with
+#: the focus change of the same day); the real clips' over-cover 2.76x -> 3.42x (patterned
+#: shirts of 24-80 px on walking2, shelves in the shop); a bar of 32 px instead: 3.19x, and
+#: faces of 24-31 px left on the arm-wrestling clip (19 exposed against 9). About 10% more time
+#: on the 1080p street: 3.2 more short-range crops a frame.
+_WEAK_LARGE = 0.4
+WEAK_LARGE_FACE = 24
 _WEAK_THOROUGH = 0.4
 
 _TURNS = (90.0, 180.0, 270.0)
@@ -149,7 +173,7 @@ PRESETS: dict[str, Preset] = {
                    still=Preset(min_face=16, models=("short", "full"), turns=_TURNS, turn_min_face=64,
                                 scaled=False, scores=_STILL_SCORES)),
     "balanced": Preset(min_face=20, models=("short", "full"), turns=_TURNS, turn_min_face=160,
-                       candidate=_CANDIDATE, weak=_WEAK,
+                       candidate=_CANDIDATE, weak=_WEAK, weak_large=_WEAK_LARGE,
                        still=Preset(min_face=8, models=("short", "short", "full"), max_upscale=2.25,
                                     angles=(-35.0, 35.0), angle_min_face=48, turns=_TURNS,
                                     turn_min_face=48, scaled=False, scores=_STILL_SCORES, views=_VIEWS)),

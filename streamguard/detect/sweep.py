@@ -203,7 +203,8 @@ class SweepDetectStage(Stage):
         self.near: list[Detection] = []
         self._new_shot()
         preset = detector.preset
-        self.weak_score = preset.weak if preset.weak is not None and detector.threshold is None else None
+        #: The preset whose weak finds are followed (None: a user's own threshold, or none).
+        self.weak = preset if preset.weak is not None and detector.threshold is None else None
         #: Tiles due and tiles run, for the benchmark's account of what the change map saves.
         self.due = 0
         self.run = 0
@@ -258,22 +259,24 @@ class SweepDetectStage(Stage):
         """Weak finds (see ``Preset.weak``) found again on this frame (upright ``image``) that have
         now been found on ``WEAK_CONFIRM`` frames in a row: they are kept, as faces. ``found``:
         this frame's finds; ``weak``: this frame's new weak finds."""
-        if self.weak_score is None:
+        if self.weak is None:
             return []
+        bar = self.weak.weak_bar
         kept: list[Detection] = []
         follow: list[tuple[Detection, int]] = []
         # A weak find that is a proper find now is followed as a known face instead.
         todo = [(d, n) for d, n in sorted(self._weak, key=lambda e: -e[0].score)[:WEAK_MAX]
                 if not any(f.box.iou(d.box) > 0.3 for f in found)]
-        looks = self.detector.look_again(image, [d for d, _ in todo], self.weak_score)
+        looks = self.detector.look_again(image, [d for d, _ in todo], bar())
         for (_, n), again in zip(todo, looks, strict=True):
-            if again is None:
+            if again is None or again.score < bar(again.box.height):
                 continue
             follow.append((again, n + 1))
             if n + 1 >= WEAK_CONFIRM:
                 kept.append(again)
         for d in weak:
-            if not any(d.box.iou(o.box) > 0.3 for o in [*found, *(e for e, _ in follow)]):
+            if d.score >= bar(d.box.height) and not any(
+                    d.box.iou(o.box) > 0.3 for o in [*found, *(e for e, _ in follow)]):
                 follow.append((d, 1))
         self._weak = follow
         return kept

@@ -105,8 +105,8 @@ class TiledDetector:
         p = self._preset(still)
         if model == "full" and p.candidate is not None and self.threshold is None:
             return min(p.candidate, self.score(model, still))
-        if model == "short" and p.weak is not None and self.threshold is None:
-            return min(p.weak, self.score(model, still))
+        if model == "short" and (floor := p.weak_bar()) is not None and self.threshold is None:
+            return min(floor, self.score(model, still))
         return self.score(model, still)
 
     def _preset(self, still: bool) -> Preset:
