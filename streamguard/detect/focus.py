@@ -13,11 +13,12 @@ A sharp picture is shown as it is. Sharpening it did harm: on the real benchmark
 the whole picture is soft: :func:`softness` compares the picture's finest detail (its difference
 from a blur of sigma 1) with its coarser detail (from a blur of sigma 4) on a copy of 360 lines:
 the commuter crowd's frames read 0.16-0.19, every other real and fresh benchmark clip 0.23-0.48
-on the median (a few frames of four of them dip under 0.2), every real photo 0.24-0.46. In video the verdict is held while the ratio stays on its
-side of a band (:data:`SOFT` to :data:`SHARP`): a mask that came and went would make tiles look
-changed to the sweep's change map and faces flicker in and out of the models' reach. The ratio
-is measured on every :data:`EVERY`-th picture (3.5 ms at 1080p on this machine; a lens's focus
-does not change from one frame to the next) and held between.
+on the median (a few frames of four of them dip under 0.2), every real photo 0.24-0.46. In
+video the verdict is held while the ratio stays on its side of a band (:data:`SOFT` to
+:data:`SHARP`): a mask that came and went would make tiles look changed to the sweep's change
+map and faces flicker in and out of the models' reach. The ratio is measured on every
+:data:`EVERY`-th picture (3.5 ms at 1080p on this machine; a lens's focus does not change from
+one frame to the next) and held between.
 """
 
 from __future__ import annotations
