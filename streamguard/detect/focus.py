@@ -41,18 +41,18 @@ AMOUNT = 1.0
 EVERY = 8
 
 
-def _grey(rgb: np.ndarray) -> np.ndarray:
-    h, w = rgb.shape[:2]
-    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-    if h > LINES:
-        grey = cv2.resize(grey, (max(1, round(w * LINES / h)), LINES), interpolation=cv2.INTER_AREA)
-    return grey.astype(np.float32)
+def _at_lines(image: np.ndarray) -> np.ndarray:
+    """``image`` shrunk to :data:`LINES` lines, or itself when it has no more."""
+    h, w = image.shape[:2]
+    if h <= LINES:
+        return image
+    return cv2.resize(image, (max(1, round(w * LINES / h)), LINES), interpolation=cv2.INTER_AREA)
 
 
 def softness(rgb: np.ndarray) -> float:
     """How much of an RGB picture's detail is fine: mean |picture - blur(1)| over mean
     |picture - blur(4)|, at :data:`LINES` lines. Lower is softer; a flat picture reads 1."""
-    g = _grey(rgb)
+    g = _at_lines(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)).astype(np.float32)
     coarse = float(np.abs(g - cv2.GaussianBlur(g, (0, 0), 4.0)).mean())
     if coarse < 0.5:  # flat: no detail at any scale, nothing to sharpen
         return 1.0
@@ -65,8 +65,8 @@ def sharpened(rgb: np.ndarray) -> np.ndarray:
     of the cost of a wide kernel."""
     h, w = rgb.shape[:2]
     if h > LINES:
-        small = cv2.resize(rgb, (max(1, round(w * LINES / h)), LINES), interpolation=cv2.INTER_AREA)
-        blur = cv2.resize(cv2.GaussianBlur(small, (0, 0), SIGMA), (w, h), interpolation=cv2.INTER_LINEAR)
+        small = cv2.GaussianBlur(_at_lines(rgb), (0, 0), SIGMA)
+        blur = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
     else:
         blur = cv2.GaussianBlur(rgb, (0, 0), SIGMA * h / LINES)
     return cv2.addWeighted(rgb, 1.0 + AMOUNT, blur, -AMOUNT, 0.0)
