@@ -114,3 +114,62 @@ def test_the_verdict_is_measured_every_few_pictures_and_held_between() -> None:
     # Soft from the first picture on; the sharp ones from the fourth are still sharpened until the
     # next measurement, then shown as they are.
     assert shown == [True] * focus.EVERY + [False] * focus.EVERY
+
+
+def _soft_corner_scene(seed: int = 1) -> tuple[np.ndarray, Box]:
+    """A sharp 1280x720 picture with a sharp subject (Grace Hopper, 252 px), and in its
+    background a real 55 px face (astronaut) out of focus (a Gaussian of sigma 3.5 px) and in
+    shadow (40% of its light): the held-out stage video's kind, a dark, soft face behind a sharp
+    scene. The picture as a whole reads sharp."""
+    image = synth.background(1280, 720, seed)
+    image = cv2.addWeighted(image, 2.0, cv2.GaussianBlur(image, (0, 0), 1.0), -1.0, 0.0)
+    sprites = synth.load_faces()
+    synth.paste_face(image, sprites[0], Box.from_xywh(704, 144, 252, 252))
+    soft = image.copy()
+    face = synth.paste_face(soft, sprites[1], Box.from_xywh(192, 216, 55, 55))
+    x1, y1, x2, y2 = (int(v) for v in (face.x1 - 55, face.y1 - 55, face.x2 + 55, face.y2 + 55))
+    shade = cv2.GaussianBlur(soft[y1:y2, x1:x2].astype(np.float32), (0, 0), 3.5) * 0.4
+    image[y1:y2, x1:x2] = np.clip(shade, 0, 255).astype(np.uint8)
+    return image, face
+
+
+def test_the_soft_parts_of_a_sharp_picture_are_found() -> None:
+    image, face = _soft_corner_scene()
+    assert focus.softness(image) > focus.SHARP, "sharp as a whole: not sharpened all over"
+    parts = focus.soft_parts(image)
+    assert any(x1 <= face.x1 and y1 <= face.y1 and face.x2 <= x2 and face.y2 <= y2
+               for x1, y1, x2, y2 in parts), parts
+    shown = focus.sharpened_in(image, parts)
+    inside = np.zeros(image.shape[:2], bool)
+    for x1, y1, x2, y2 in parts:
+        inside[y1:y2, x1:x2] = True
+    assert np.array_equal(shown[~inside], image[~inside]), "outside the parts, the picture as it is"
+    assert not np.array_equal(shown[inside], image[inside])
+    # Inside, the mask of the whole picture (its blur taken with the picture round each part).
+    whole = focus.sharpened(image)
+    assert np.abs(shown[inside].astype(int) - whole[inside]).max() <= 2
+
+
+def test_a_soft_dark_face_behind_a_sharp_scene_is_covered_in_video(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    image, face = _soft_corner_scene()
+    src = tmp_path / "corner.mp4"
+    with av.open(str(src), "w") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt, s.options = 1280, 720, "yuv420p", {"crf": "18"}
+        for _ in range(12):
+            c.mux(s.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        c.mux(s.encode())
+
+    def covered(name: str) -> int:
+        out, report = tmp_path / f"{name}.mp4", tmp_path / f"{name}.json"
+        with TiledDetector("balanced") as det:
+            anonymize_video(src, out, detector=det, report=report)
+        frames = json.loads(report.read_text())["frames"]
+        assert len(frames) == 12
+        return sum(any(Box(*r["box"]).intersection(face) > 0.8 * face.area for r in f["regions"])
+                   for f in frames)
+
+    assert covered("parts_sharpened") == 12
+    monkeypatch.setattr(focus, "soft_parts", lambda *a, **k: [])  # the picture as it is
+    assert covered("as_it_is") <= 2, "as it is, the models miss this face"
