@@ -35,13 +35,17 @@ from streamguard.types import Box  # noqa: E402
 FRAMES = 12
 
 
-def scene(width: int, height: int, size: int, sigma: float, light: float, seed: int) -> tuple[np.ndarray, Box]:
+def scene(width: int, height: int, size: int, sigma: float, light: float,
+          seed: int) -> tuple[np.ndarray, Box]:
+    """One scene's picture and its background face's box."""
     sprites = synth.load_faces()
     image = synth.background(width, height, seed)
     image = cv2.addWeighted(image, 2.0, cv2.GaussianBlur(image, (0, 0), 1.0), -1.0, 0.0)  # crisp
-    synth.paste_face(image, sprites[0], Box.from_xywh(width * 0.55, height * 0.2, height * 0.35, height * 0.35))
+    side = height * 0.35
+    synth.paste_face(image, sprites[0], Box.from_xywh(width * 0.55, height * 0.2, side, side))
     soft = image.copy()
-    face = synth.paste_face(soft, sprites[seed % len(sprites)], Box.from_xywh(width * 0.15, height * 0.3, size, size))
+    where = Box.from_xywh(width * 0.15, height * 0.3, size, size)
+    face = synth.paste_face(soft, sprites[seed % len(sprites)], where)
     x1, y1, x2, y2 = (int(round(v)) for v in (face.x1 - size, face.y1 - size, face.x2 + size, face.y2 + size))
     shade = cv2.GaussianBlur(soft[y1:y2, x1:x2].astype(np.float32), (0, 0), sigma) * light
     image[y1:y2, x1:x2] = np.clip(shade, 0, 255).astype(np.uint8)
@@ -59,12 +63,14 @@ def covered(image: np.ndarray, face: Box, work: Path, detector: TiledDetector) -
         c.mux(s.encode())
     anonymize_video(src, out, detector=detector, report=report, overwrite=True)
     frames = json.loads(report.read_text())["frames"]
-    return sum(any(Box(*r["box"]).intersection(face) >= 0.8 * face.area for r in f["regions"]) for f in frames)
+    return sum(any(Box(*r["box"]).intersection(face) >= 0.8 * face.area for r in f["regions"])
+               for f in frames)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--scenes", type=int, default=4, help="scenes of each kind (backgrounds, faces alternating)")
+    ap.add_argument("--scenes", type=int, default=4,
+                    help="scenes of each kind (backgrounds, faces alternating)")
     ap.add_argument("--no-parts", action="store_true", help="soft parts shown as they are")
     args = ap.parse_args()
     if args.no_parts:
@@ -79,7 +85,8 @@ def main() -> None:
                        for seed in range(args.scenes))
             total += args.scenes * FRAMES
             done += hits
-            print(f"| {w}x{h} | {size} | {sigma} | {light:.0%} | {hits} / {args.scenes * FRAMES} |", flush=True)
+            print(f"| {w}x{h} | {size} | {sigma} | {light:.0%} | {hits} / {args.scenes * FRAMES} |",
+                  flush=True)
     print(f"\ncovered on {done} of {total} frames")
 
 
