@@ -25,11 +25,13 @@ face in the dark at the back of a stage. In video (``Focus(regional=True)``, the
 picture's blocks of :data:`BLOCK` px are judged one by one with the same ratio, and the soft ones,
 grown by a block, are sharpened alone (:func:`soft_parts`, :func:`sharpened_in`). On generated
 scenes (a real 40-55 px face blurred by sigma 2-3.5 px and darkened to 40% in a sharp 720p or
-1080p picture, 16 kinds, 4 scenes each, 12 frames through x264) the face was covered on 697 of
-768 frames against 622 without; on the fresh clips (``benchmarks/fresh.py``) a canteen against a
-bright window and a classroom filmed on a phone left 114 proposals exposed against 32. The real
-benchmark's sharp shop clip has no soft block and is unchanged. Photos keep the verdict for the
-whole picture (a second look at each would double their time).
+1080p picture, 16 kinds, 4 scenes each, 12 frames through x264: ``benchmarks/softparts.py``)
+the face was covered on 696 of 768 frames against 616 without; on the fresh clips
+(``benchmarks/fresh.py``) a canteen against a bright window and a classroom filmed on a phone
+left 32 proposals exposed against 114. The real benchmark's sharp shop clip has no soft block
+and is unchanged. The price is false finds on smooth clutter (generated backgrounds' shapes read
+soft). Photos keep the verdict for the whole picture (a second look at each would double their
+time).
 """
 
 from __future__ import annotations
