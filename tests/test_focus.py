@@ -148,6 +148,10 @@ def test_the_soft_parts_of_a_sharp_picture_are_found() -> None:
     # Inside, the mask of the whole picture (its blur taken with the picture round each part).
     whole = focus.sharpened(image)
     assert np.abs(shown[inside].astype(int) - whole[inside]).max() <= 2
+    # The sweep's Focus shows the parts sharpened; a photo's (not regional) the picture as it is.
+    video, photo = focus.Focus(regional=True), focus.Focus()
+    assert np.array_equal(video(image), shown) and video.sharpened_parts == 1 and video.sharpened == 0
+    assert photo(image) is image
 
 
 def test_a_soft_dark_face_behind_a_sharp_scene_is_covered_in_video(
