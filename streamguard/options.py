@@ -120,8 +120,7 @@ def add_anonymize_options(p: argparse.ArgumentParser) -> None:
         dest="levels",
         action="store_false",
         help="show the detector dim, tinted or out-of-focus pictures as they are (default: each "
-        "colour's levels stretched first, and a soft picture, or in video the soft parts of one, "
-        "sharpened, which finds more faces at "
+        "colour's levels stretched first, and a soft picture sharpened, which finds more faces at "
         "night, under coloured light and out of focus)",
     )
     t = p.add_argument_group("tracking")

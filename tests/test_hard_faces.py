@@ -122,18 +122,13 @@ def _faint_face() -> tuple[np.ndarray, Box]:
     return image, face
 
 
-def test_a_faint_face_found_weakly_on_frames_in_a_row_is_kept_in_video(balanced, monkeypatch) -> None:
+def test_a_faint_face_found_weakly_on_frames_in_a_row_is_kept_in_video(balanced) -> None:
     # On real clips nothing had been tuned on, motion-blurred passers-by of 20-30 px and faces in
     # dim rooms scored 0.4-0.5 for the short-range model frame after frame, never its 0.5: such
     # weak finds are followed in their own crop and kept once found on WEAK_CONFIRM frames in a row.
-    from streamguard.detect import focus
     from streamguard.detect.sweep import WEAK_CONFIRM, SweepDetectStage
     from streamguard.types import Frame
 
-    # The smeared patch is a soft part of a sharp picture, which the sweep shows the models
-    # sharpened (focus.soft_parts): then the first frame's whole plan finds it at 0.5. What is
-    # tested here is the weak finds' follow-up, on the face as it is.
-    monkeypatch.setattr(focus, "soft_parts", lambda *a, **k: [])
     image, face = _faint_face()
 
     def hits(detector: TiledDetector) -> list[bool]:
@@ -155,15 +150,12 @@ def test_a_faint_face_found_weakly_on_frames_in_a_row_is_kept_in_video(balanced,
     assert sum(found[first:]) >= len(found) - first - 2, found
 
 
-def test_a_faint_face_of_24_px_or_more_is_followed_from_a_lower_score(balanced, monkeypatch) -> None:
+def test_a_faint_face_of_24_px_or_more_is_followed_from_a_lower_score(balanced) -> None:
     # On real clips nothing was tuned on, profiles and faces looking down or against a window, of
     # 24-60 px, scored 0.4-0.45 in their tiles (a canteen, a cafeteria, a sitcom): balanced follows
     # weak finds of that size from 0.4 (Preset.weak_large), smaller ones from 0.45 as before.
     import cv2
 
-    from streamguard.detect import focus
-
-    monkeypatch.setattr(focus, "soft_parts", lambda *a, **k: [])  # as in the test above
     from streamguard.detect.plan import WEAK_LARGE_FACE
     from streamguard.detect.sweep import SweepDetectStage
     from streamguard.types import Frame
@@ -186,17 +178,12 @@ def test_a_faint_face_of_24_px_or_more_is_followed_from_a_lower_score(balanced, 
     assert hits(balanced) >= 16 - sweep.WEAK_CONFIRM
 
 
-def test_weak_finds_on_empty_backgrounds_are_rarely_kept(balanced, monkeypatch) -> None:
+def test_weak_finds_on_empty_backgrounds_are_rarely_kept(balanced) -> None:
     # Clutter scores 0.4-0.5 here and there too; needing the same spot found again on frames in a
     # row keeps most of it out (on a still picture every weak spot is looked at again).
-    from streamguard.detect import focus
     from streamguard.detect.sweep import SweepDetectStage
     from streamguard.types import Frame
 
-    # The weak finds' own share, on the pictures as they are. (These generated backgrounds are
-    # full of smooth shapes that read as soft parts; sharpened, they hold more clutter: 6 -> 13
-    # finds over the six, recall.md "Soft parts of a sharp picture".)
-    monkeypatch.setattr(focus, "soft_parts", lambda *a, **k: [])
     kept = weak = 0
     for seed in range(6):
         bg = synth.background(1280, 720, seed)
@@ -301,12 +288,8 @@ def test_a_sure_face_hidden_but_its_eyes_stays_covered(tmp_path: Path, balanced,
         return shown
 
     assert exposed(tmp_path / "out.mp4") == []
-    # Control: without the lower bar the eyes show once the hold (0.5 s) is over. (Without the
-    # soft parts sharpened too: they find the eyes' strip on some frames, 13 shown against 33.)
-    from streamguard.detect import focus
-
+    # Control: without the lower bar the eyes show once the hold (0.5 s) is over.
     monkeypatch.setattr(sweep, "SURE_MEMORY", -1.0)
-    monkeypatch.setattr(focus, "soft_parts", lambda *a, **k: [])
     assert len(exposed(tmp_path / "without.mp4")) > 20
 
 

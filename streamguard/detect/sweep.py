@@ -182,7 +182,7 @@ class SweepDetectStage(Stage):
         #: What the detector is shown of a dim or tinted picture, and of a soft one (the change map
         #: sees the same).
         self.levels = Levels(levels)
-        self.focus = Focus(levels, regional=True)
+        self.focus = Focus(levels)
         #: Detector runs per full sweep.
         self.slices = max(1, round(period * fps / every))
         #: Seconds after which an unchanged tile runs anyway; 0 runs every due tile.
