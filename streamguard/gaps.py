@@ -167,13 +167,15 @@ def _gaps_in(faces: list[Box], heads: list[Box], people: list[int], around: Box,
     count, pieces, stats, _ = cv2.connectedComponentsWithStats(gaps, connectivity=8)
     if count <= 1:
         return []
-    sizes = np.array([f.height * scale for f in faces], np.float32)[nearest]
-    mean_size = np.bincount(pieces.ravel(), weights=sizes.ravel(), minlength=count)
-    mean_size /= np.maximum(stats[:, 4], 1)
-    # The people each piece borders: distinct (piece, person) pairs of its pixels' nearest faces.
+    # Per piece, over the gaps' own pixels only (the free and covered rest is most of the grid):
+    # the mean height of their nearest faces, and the people they border.
     inside = gaps > 0
-    person = np.asarray(people, np.int64)[nearest[inside]]
-    pairs = np.unique(pieces[inside].astype(np.int64) * len(faces) + person)
+    near, piece = nearest[inside], pieces[inside]
+    sizes = np.array([f.height * scale for f in faces], np.float32)[near]
+    mean_size = np.bincount(piece, weights=sizes, minlength=count)
+    mean_size /= np.maximum(stats[:, 4], 1)
+    person = np.asarray(people, np.int64)[near]
+    pairs = np.unique(piece.astype(np.int64) * len(faces) + person)
     bordering = np.bincount(pairs // len(faces), minlength=count)
     out: list[Box] = []
     for i in range(1, count):
