@@ -5,9 +5,8 @@ from __future__ import annotations
 from ..config import DetectConfig
 from ..types import Frame, Region, Stage
 from .base import FaceDetector, detect_upright
-from .focus import Focus
 from .fuse import unite
-from .levels import Levels
+from .shown import Shown
 from .tiling import TiledDetector
 
 __all__ = ["DetectStage", "DetectionsToRegions", "create_detector"]
@@ -30,13 +29,12 @@ class DetectStage(Stage):
             raise ValueError(f"every must be >= 1, got {every}")
         self.detector = detector
         self.every = every
-        self.levels = Levels(levels)
-        self.focus = Focus(levels)
+        self.shown = Shown(levels)
         self.both = both
 
     def __call__(self, frame: Frame) -> Frame:
         if frame.index % self.every == 0:
-            image = self.focus(self.levels(frame.image))
+            image = self.shown(frame.image)
             found = detect_upright(self.detector, image, frame.rotation)
             if self.both and image is not frame.image:
                 # The stretch finds more faces in a dim or tinted photo but not the same ones: under

@@ -60,9 +60,8 @@ from ..scenecut import SceneCutDetector
 from ..types import Box, Detection, Frame, Stage
 from .base import detect_upright
 from .changes import QUIET, QUIET_RESCAN, ChangeMap
-from .focus import Focus
-from .levels import Levels
 from .plan import Level, Tile, TileKey
+from .shown import Shown
 from .tiling import TiledDetector
 
 __all__ = ["SweepDetectStage", "ChangeMap"]
@@ -181,8 +180,7 @@ class SweepDetectStage(Stage):
         self.fps = fps
         #: What the detector is shown of a dim or tinted picture, and of a soft one (the change map
         #: sees the same).
-        self.levels = Levels(levels)
-        self.focus = Focus(levels)
+        self.shown = Shown(levels)
         #: Detector runs per full sweep.
         self.slices = max(1, round(period * fps / every))
         #: Seconds after which an unchanged tile runs anyway; 0 runs every due tile.
@@ -358,7 +356,7 @@ class SweepDetectStage(Stage):
         """One run: this slice's tiles and the known faces, on ``image`` (stored orientation)
         taken at ``now`` seconds. Boxes in stored pixels."""
         sweep = _Slice(self.detector, self, now)
-        found = detect_upright(sweep, self.focus(self.levels(image)), rotation)
+        found = detect_upright(sweep, self.shown(image), rotation)
         self._recent = sweep.found
         self._refound = sweep.refound
         self._runs += 1
