@@ -24,7 +24,6 @@ import tempfile
 from pathlib import Path
 
 import av
-import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -36,30 +35,13 @@ from streamguard.types import Box  # noqa: E402
 FRAMES = 12
 
 
-def scene(width: int, height: int, size: int, sigma: float, light: float,
-          seed: int) -> tuple[np.ndarray, Box]:
-    """One scene's picture and its background face's box."""
-    sprites = synth.load_faces()
-    image = synth.background(width, height, seed)
-    image = cv2.addWeighted(image, 2.0, cv2.GaussianBlur(image, (0, 0), 1.0), -1.0, 0.0)  # crisp
-    side = height * 0.35
-    synth.paste_face(image, sprites[0], Box.from_xywh(width * 0.55, height * 0.2, side, side))
-    soft = image.copy()
-    where = Box.from_xywh(width * 0.15, height * 0.3, size, size)
-    face = synth.paste_face(soft, sprites[seed % len(sprites)], where)
-    x1, y1, x2, y2 = (int(round(v)) for v in (face.x1 - size, face.y1 - size, face.x2 + size, face.y2 + size))
-    shade = cv2.GaussianBlur(soft[y1:y2, x1:x2].astype(np.float32), (0, 0), sigma) * light
-    image[y1:y2, x1:x2] = np.clip(shade, 0, 255).astype(np.uint8)
-    return image, face
-
-
-def covered(image: np.ndarray, face: Box, work: Path, detector: TiledDetector) -> int:
+def covered(image: np.ndarray, face: Box, work: Path, detector: TiledDetector, frames: int = FRAMES) -> int:
     src, out, report = work / "in.mp4", work / "out.mp4", work / "report.json"
     h, w = image.shape[:2]
     with av.open(str(src), "w") as c:
         s = c.add_stream("libx264", rate=25)
         s.width, s.height, s.pix_fmt, s.options = w, h, "yuv420p", {"crf": "20"}
-        for _ in range(FRAMES):
+        for _ in range(frames):
             c.mux(s.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
         c.mux(s.encode())
     anonymize_video(src, out, detector=detector, report=report, overwrite=True)
@@ -72,6 +54,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scenes", type=int, default=4,
                     help="scenes of each kind (backgrounds, faces alternating)")
+    ap.add_argument("--frames", type=int, default=FRAMES,
+                    help="frames of each scene's clip at 25 fps (unchanged tiles run again after 1 s)")
     args = ap.parse_args()
     total = done = 0
     print("| picture | face px | blur sigma | light | frames covered |")
@@ -79,11 +63,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, TiledDetector("balanced") as detector:
         for (w, h), size, sigma, light in itertools.product([(1280, 720), (1920, 1080)], [40, 55], [2.0, 3.5],
                                                              [1.0, 0.4]):
-            hits = sum(covered(*scene(w, h, size, sigma, light, seed), Path(tmp), detector)
-                       for seed in range(args.scenes))
-            total += args.scenes * FRAMES
+            hits = sum(covered(*synth.soft_part_scene(w, h, size, sigma, light, seed), Path(tmp), detector,
+                               args.frames) for seed in range(args.scenes))
+            total += args.scenes * args.frames
             done += hits
-            print(f"| {w}x{h} | {size} | {sigma} | {light:.0%} | {hits} / {args.scenes * FRAMES} |",
+            print(f"| {w}x{h} | {size} | {sigma} | {light:.0%} | {hits} / {args.scenes * args.frames} |",
                   flush=True)
     print(f"\ncovered on {done} of {total} frames")
 

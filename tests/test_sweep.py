@@ -7,10 +7,10 @@ from fractions import Fraction
 
 import pytest
 
-from streamguard.detect import Tile, TiledDetector, sweep
+from streamguard.detect import Tile, TiledDetector, known, sweep
 from streamguard.detect.sweep import SweepDetectStage
 from streamguard.synth import background, load_faces, paste_face
-from streamguard.types import Box, Frame
+from streamguard.types import Box, Detection, Frame
 
 
 @pytest.fixture(scope="module")
@@ -68,12 +68,15 @@ def _at(image, i):
     return Frame(image=image.copy(), index=i, pts=i, time_base=Fraction(1, 30))
 
 
-def test_unchanged_tiles_are_skipped_until_rescan(tiled):
+def test_unchanged_tiles_are_skipped_until_rescan(tiled, monkeypatch):
     # A scene with no face the model takes for one: a false find would add looks of its own
     # (seed 2 had one, a 143 px blob at exactly 0.5, accepted or not by the re-check as its crop
     # is resampled), and this test counts the sweep's tiles alone.
     image = background(1280, 720, seed=3)
     assert tiled.detect(image) == []
+    # One view: the mirrored one scores the same pixels differently, which moves tiles across the
+    # quiet line (see test_tiles_alternate_views_but_known_faces_keep_theirs).
+    monkeypatch.setattr(sweep, "MIRROR", False)
     stage = SweepDetectStage(tiled, fps=30, period=0.25, rescan=1.0, quiet_rescan=2.0)
     tiles = [t for lv in tiled.plan(1280, 720) for t in lv.tiles]
     total = len(tiles)
@@ -172,17 +175,43 @@ def test_a_sure_face_that_left_is_looked_for_only_briefly(tiled, monkeypatch):
     look_again = tiled.look_again
 
     def spy(img, faces, min_score):
-        if min_score == sweep.SURE_KEEP:
+        if min_score == known.SURE_KEEP:
             looks.append(len(faces))
         return look_again(img, faces, min_score)
 
     monkeypatch.setattr(tiled, "look_again", spy)
     for i in range(6):
         f = stage(Frame(image=image.copy(), index=i, pts=i, time_base=Fraction(1, 30)))
-    assert any(d.box.iou(truth) > 0.3 and d.score >= sweep.SURE_SCORE for d in f.detections)
+    assert any(d.box.iou(truth) > 0.3 and d.score >= known.SURE_SCORE for d in f.detections)
     assert looks == [], "a face found is not looked for again"
-    gone_frames = round(sweep.SURE_GONE * 30)
+    gone_frames = round(known.SURE_GONE * 30)
     for i in range(6, 6 + 2 * gone_frames):
         f = stage(Frame(image=empty.copy(), index=i, pts=i, time_base=Fraction(1, 30)))
         assert not any(d.box.iou(truth) > 0.3 for d in f.detections)
     assert gone_frames - 1 <= len(looks) <= gone_frames + 1, looks
+
+
+def test_tiles_alternate_views_but_known_faces_keep_theirs(tiled):
+    # Each swept tile is shown mirrored on every other run, so a rescan of unchanged pixels is a
+    # second opinion; a tile run to follow a known face is shown as it found it.
+    stage = SweepDetectStage(tiled, fps=30, period=0.25, rescan=0.0)
+    w, h = 1280, 720
+    views: dict = {}
+    for i in range(3 * stage.slices):
+        stage._runs, stage._whole = i, i == 0
+        for t in stage.tiles_for(w, h):
+            views.setdefault(t.key, []).append(t.key in stage.mirrored)
+    every = {t.key for lv in tiled.plan(w, h) for t in lv.tiles}
+    assert set(views) == every
+    # The whole plan on the first run, then each tile once a period: plain, mirrored, plain, ...
+    assert all(v[:3] == [False, True, False] for v in views.values()), views
+    # A face too big for a crop of three times its size is followed in its level's best tile, on
+    # every run, never mirrored (its next due run included).
+    big = Box.from_xywh(500, 200, 300, 300)
+    assert not tiled.can_crop(w, h, big)
+    follow = sweep._best_tile(sweep._level_for(tiled.plan(w, h), big.height), big)
+    stage._recent = [Detection(big, 0.9)]
+    for i in range(3 * stage.slices, 5 * stage.slices):
+        stage._runs = i
+        assert follow.key in {t.key for t in stage.tiles_for(w, h)}
+        assert follow.key not in stage.mirrored

@@ -136,6 +136,22 @@ def test_a_partial_sweep_around_known_boxes_finds_the_face(balanced: TiledDetect
     assert len(_hits(balanced.detect_regions(img, [gt]), gt)) == 1
 
 
+def test_a_tile_shown_mirrored_gives_its_faces_in_the_frames_own_pixels(
+        balanced: TiledDetector, sprites: list[synth.FaceSprite]) -> None:
+    # The video sweep shows each tile mirrored on every other run (sweep.MIRROR): its finds must
+    # come back unmirrored, off-centre faces and rolled ones included.
+    img = synth.background(1920, 1080, seed=8)
+    gt = _paste(img, sprites[0], 1500, 300, 30)
+    tilted = synth.paste_face(img, sprites[1], Box.from_center(400, 700, 60, 60), angle=25.0)
+    near = balanced.tiles_near(1920, 1080, [gt, tilted])
+    plain = balanced.detect(img, tiles=near)
+    flipped = balanced.detect(img, tiles=near, mirrored={t.key for t in near})
+    for truth in (gt, tilted):
+        (a,), (b,) = _hits(plain, truth), _hits(flipped, truth)
+        assert a.box.iou(b.box) > 0.7, (a, b)
+        assert abs(a.roll - b.roll) < 12, (a.roll, b.roll)
+
+
 def test_create_detector_builds_the_tiled_detector_for_the_config() -> None:
     det = create_detector(DetectConfig(preset="fast", min_face=40, threshold=0.4))
     try:

@@ -16,7 +16,7 @@ from ..types import Box
 from .plan import Level, Tile
 
 __all__ = ["level_affine", "level_canvas", "from_frame", "tile_by_tile", "tile_warp", "cut_tile",
-           "halve_to", "box_to_frame", "rolled_box", "Work"]
+           "halve_to", "box_to_frame", "rolled_box", "touches_inner_edge", "Work"]
 
 
 def level_affine(scale: float, angle: float, w: int, h: int, pad: int) -> tuple[np.ndarray, tuple[int, int]]:
@@ -142,3 +142,16 @@ def level_canvas(pyramid: list[np.ndarray], lv: Level) -> tuple[np.ndarray, np.n
         return m, cv2.copyMakeBorder(small, lv.pad, lv.pad, lv.pad, lv.pad, border, value=(0, 0, 0))
     mm = m @ np.array([[w / sw, 0, 0], [0, h / sh, 0], [0, 0, 1]])
     return m, cv2.warpAffine(small, mm, (cw, ch), flags=cv2.INTER_LINEAR, borderMode=border)
+
+
+def touches_inner_edge(b: Box, t: Tile, lv: Level) -> bool:
+    """Whether a find ``b`` (level canvas pixels) of tile ``t`` may go on beyond the tile: it lies
+    within 2% of a side that is not also the canvas edge (or, for a crop round a known face, of
+    any side)."""
+    m = 0.02 * lv.size
+    if lv.index < 0:  # a crop around a known face: every side cuts through the frame
+        return b.x1 < m or b.y1 < m or b.x2 > lv.size - m or b.y2 > lv.size - m
+    cw, ch = lv.canvas
+    return ((t.x > 0 and b.x1 < t.x + m) or (t.y > 0 and b.y1 < t.y + m)
+            or (t.x + lv.size < cw and b.x2 > t.x + lv.size - m)
+            or (t.y + lv.size < ch and b.y2 > t.y + lv.size - m))

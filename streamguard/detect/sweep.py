@@ -12,20 +12,21 @@ and a clip shorter than ``period`` is still searched whole; so does a file's las
 faces no later find can be backfilled over, and the two frames either side of a hard scene cut
 (the tracker's backfill never crosses one: a shot is a clip of its own).
 
-A due tile whose pixels have not changed since it last ran is skipped: the model
-gives the same answer on the same pixels, so running it again buys nothing. This is
-what makes a fixed camera (a classroom, an interview, CCTV) cheap: only the tiles
-where something moves are looked at again. "Changed" is judged on a grey map of 8x8
-block means (so sensor and compression noise do not count) against the map as it was
-when the tile last ran (so slow drift adds up), and every tile runs again after
-``rescan`` seconds whatever happens, so a face the model missed on noisy pixels gets
-more chances. A *quiet* tile, one where no spot scored even ``QUIET`` (0.2, against the
-models' thresholds of 0.5 and 0.6) when it last ran, waits ``quiet_rescan`` seconds instead:
-compression noise moves a score by a few hundredths (tiles the change map calls unchanged on the
-speed clip, 0-20 s apart: median 0.01, largest 0.09; no quiet tile rose above 0.25), not from
-under 0.2 to a find, and any change of its pixels still makes it run at once
-(``quiet_rescan`` defaults to 4 x ``rescan``). On the speed benchmark's 1080p clip 64% of the
-tiles are quiet, and rescans were over a third of all model calls (28.2 -> 23.9 calls a frame).
+A due tile whose pixels have not changed since it last ran is skipped: the model gives the same
+answer on the same pixels, so running it again buys nothing. This is what makes a fixed camera
+(a classroom, an interview, CCTV) cheap: only the tiles where something moves are looked at
+again. "Changed" is judged on a grey map of 8x8 block means (so sensor and compression noise do
+not count) against the map as it was when the tile last ran (so slow drift adds up), and every
+tile runs again after ``rescan`` seconds whatever happens, so a face the model missed on noisy
+pixels gets more chances; and every other run of a tile shows it mirrored left to right
+(``MIRROR``), so a rescan of unchanged pixels is a second opinion, not the same answer. A
+*quiet* tile, one where no spot scored even ``QUIET`` (0.2, against the models' thresholds of
+0.5 and 0.6) when it last ran, waits ``quiet_rescan`` seconds instead: compression noise moves a
+score by a few hundredths (tiles the change map calls unchanged on the speed clip, 0-20 s apart:
+median 0.01, largest 0.09; no quiet tile rose above 0.25), not from under 0.2 to a find, and any
+change of its pixels still makes it run at once (``quiet_rescan`` defaults to 4 x ``rescan``).
+On the speed benchmark's 1080p clip 64% of the tiles are quiet, and rescans were over a third of
+all model calls (28.2 -> 23.9 calls a frame).
 
 A *weak* find, one the short-range model scores just under its threshold (``Preset.weak``:
 0.45-0.5 for balanced), is not a face yet: it is looked at again on the next frames in a crop
@@ -35,11 +36,8 @@ passers-by and faces in dim rooms scored so frame after frame on real clips; the
 backfill covers the frames before it was kept. Clutter that keeps its score on a still picture is
 kept too: that is the cost (see ``plan._WEAK``).
 
-A *sure* face, one found at ``SURE_SCORE`` or more, that is not found on a frame is looked for
-where it was, in a crop centred on it, at the lower ``SURE_KEEP``, for ``SURE_MEMORY`` seconds
-after its last sure find (while it is found at all every ``SURE_GONE`` seconds). A face turning
-to a profile, looking down or half hidden behind a hand or a cup scores under every threshold
-while it is still there; the tracker's hold covers it only for ``hold`` seconds.
+A face found that is lost on a later frame is looked for where it was at a lower bar for a
+while (``detect/known.py``): a sure one (found at 0.75) at 0.3 for 2 s, any other at 0.4 for 1 s.
 
 Change inside the head of a face found on the frame before does not count: that face is
 looked at again on every frame in its own crop, and no other face can appear inside a
@@ -52,7 +50,6 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -60,6 +57,7 @@ from ..scenecut import SceneCutDetector
 from ..types import Box, Detection, Frame, Stage
 from .base import detect_upright
 from .changes import QUIET, QUIET_RESCAN, ChangeMap
+from .known import KnownFaces
 from .plan import Level, Tile, TileKey
 from .shown import Shown
 from .tiling import TiledDetector
@@ -92,43 +90,17 @@ def _level_for(levels: list[Level], height: float) -> Level | None:
     return min(upright, key=distance)
 
 
+#: Each swept tile is shown to the model mirrored left to right on every other run. BlazeFace is
+#: not symmetric: a small, turned or half-hidden face one view misses the other often finds (a
+#: photo's mirrored view took the faces the real photos left exposed 91 -> 51). A tile that runs
+#: again on unchanged pixels gets a second opinion instead of the same answer, and the two views
+#: alternate at no cost in model calls; a face either finds is then followed in its own crop.
+MIRROR = True
+
 #: A weak find (``Preset.weak``) is kept once found on this many frames in a row.
 WEAK_CONFIRM = 3
 #: At most this many weak finds are followed at once (the best-scoring), one short-range call each.
 WEAK_MAX = 8
-
-#: A face found at this score or more is *sure*: once lost, it is looked for where it was with a
-#: lower bar (``SURE_KEEP``) for ``SURE_MEMORY`` seconds after its last sure find.
-SURE_SCORE = 0.75
-#: The short-range score that finds a lost sure face again in a crop centred on where it was.
-SURE_KEEP = 0.3
-#: Seconds after its last sure find that a lost sure face is still looked for.
-SURE_MEMORY = 2.0
-#: Seconds a lost sure face not found again even at ``SURE_KEEP`` is still looked for: by then it
-#: has most likely left (0.5 s let a sitcom's 70 px face, turned away for longer, go for 3 frames).
-SURE_GONE = 1.0
-#: At most this many lost sure faces are looked for at once (the most recently sure; the rest are
-#: let go).
-SURE_MAX = 8
-
-@dataclass(slots=True)
-class _Sure:
-    """A sure face followed: its last find, the size it had when last found sure, and when it was
-    last found sure and found at all."""
-
-    face: Detection
-    size: tuple[float, float]
-    sure_at: float
-    seen_at: float
-
-    def at_sure_size(self) -> Detection | None:
-        """The last find at its last sure size, if that find's size differs from it (see
-        :meth:`SweepDetectStage.follow_sure`)."""
-        f, (w, h) = self.face, self.size
-        if abs(f.box.width - w) <= 0.05 * w and abs(f.box.height - h) <= 0.05 * h:
-            return None
-        return Detection(Box.from_center(*f.box.center, w, h), f.score, f.roll)
-
 
 class _Slice:
     """Adapter that runs one chosen set of tiles and remembers what it found (upright pixels)."""
@@ -140,7 +112,7 @@ class _Slice:
         self.tiles: list[Tile] = []
         #: Faces found at the threshold (or weak ones kept) ...
         self.found: list[Detection] = []
-        #: ... and lost sure faces found again under it (``SweepDetectStage.follow_sure``).
+        #: ... and lost faces found again under it (``KnownFaces.follow``).
         self.refound: list[Detection] = []
 
     def detect(self, image: np.ndarray) -> list[Detection]:
@@ -149,11 +121,12 @@ class _Slice:
         near = self.stage.near
         peaks: dict[TileKey, float] = {}
         weak: list[Detection] = []
-        found = (self.detector.detect(image, tiles=self.tiles, near=near, peaks=peaks, weak=weak)
+        found = (self.detector.detect(image, tiles=self.tiles, near=near, peaks=peaks, weak=weak,
+                                      mirrored=self.stage.mirrored)
                  if self.tiles or near else [])
         self.stage.ran(self.tiles, self.now, peaks)
         self.found = found + self.stage.follow_weak(image, found, weak)
-        self.refound = self.stage.follow_sure(image, self.found, self.now)
+        self.refound = self.stage.known.follow(image, self.found, self.now)
         return self.found + self.refound
 
     def close(self) -> None:
@@ -197,8 +170,11 @@ class SweepDetectStage(Stage):
         #: Hard cuts, each of whose sides is searched whole like a file's ends (:meth:`process`).
         self._cuts = SceneCutDetector()
         self._plans: dict[tuple[int, int], tuple[list[list[Tile]], list[Level]]] = {}
-        #: Known faces the next run looks at in their own crop (set by :meth:`tiles_for`).
+        #: Known faces the next run looks at in their own crop (set by :meth:`tiles_for`) ...
         self.near: list[Detection] = []
+        #: ... and its tiles shown mirrored left to right; each tile's next view (True: mirrored).
+        self.mirrored: set[TileKey] = set()
+        self._flipped: dict[TileKey, bool] = {}
         self._new_shot()
         preset = detector.preset
         #: The preset whose weak finds are followed (None: a user's own threshold, or none).
@@ -238,6 +214,7 @@ class SweepDetectStage(Stage):
         self.due += len(due)
         chosen = {t.key: t for t in due
                   if not gate or self.changes.changed(t, now, self.rescan, self.quiet_rescan)}
+        swept = set(chosen)
         self.near = []
         for face in self._recent:
             box = face.box
@@ -248,6 +225,11 @@ class SweepDetectStage(Stage):
             t = _best_tile(lv, box) if lv is not None else None
             if t is not None:
                 chosen[t.key] = t
+                swept.discard(t.key)  # a known face is followed in the view that found it
+        # Each swept tile's next run shows it the other way round (see ``MIRROR``).
+        self.mirrored = {k for k in swept if self._flipped.get(k, False)} if MIRROR else set()
+        for k in swept:
+            self._flipped[k] = not self._flipped.get(k, False)
         tiles = list(chosen.values())
         self.run += len(tiles) + len(self.near)
         return tiles
@@ -279,58 +261,6 @@ class SweepDetectStage(Stage):
         self._weak = follow
         return kept
 
-    def follow_sure(self, image: np.ndarray, found: list[Detection], now: float) -> list[Detection]:
-        """Sure faces lost on this frame (upright ``image`` at ``now`` s) but found again where they
-        were at ``SURE_KEEP``; ``found``: this frame's finds.
-
-        A face the models were sure of a moment ago is a face: when it turns to a profile, looks
-        down or blurs with motion, its score falls under the threshold while it is still there
-        (the sitcom's man eating, 93-100 px, found on some frames and not others). Clutter rarely
-        scores ``SURE_SCORE``, and the lower bar holds only at the face's own place, for
-        ``SURE_MEMORY`` seconds after its last sure find and ``SURE_GONE`` after it was last
-        found at all (a face gone for that long has most likely left: looking on at its place
-        cost the 1080p street 2.9 short-range calls a frame instead of 2.3, for no more finds).
-        """
-        if self.detector.threshold is not None:
-            return []  # a user's own threshold is taken as it is
-        follow: list[_Sure] = []
-        lost: list[_Sure] = []
-        for e in self._sure:
-            if now - e.sure_at > SURE_MEMORY or now - e.seen_at > SURE_GONE:
-                continue
-            match = max((f for f in found if f.box.iou(e.face.box) > 0.3), key=lambda f: f.score,
-                        default=None)
-            if match is None:
-                lost.append(e)
-            elif match.score >= SURE_SCORE:
-                follow.append(_Sure(match, (match.box.width, match.box.height), now, now))
-            else:
-                follow.append(_Sure(match, e.size, e.sure_at, now))
-        lost.sort(key=lambda e: -e.sure_at)
-        lost = lost[:SURE_MAX]
-        kept: list[Detection] = []
-        looks = self.detector.look_again(image, [e.face for e in lost], SURE_KEEP) if lost else []
-        # A find under the bar since the last sure one often comes out larger or smaller than the
-        # face (a half-hidden face's box), and a crop sized on it can miss the face that a crop
-        # sized on its sure find shows (a box a pixel larger lost a half-hidden face on every look
-        # in a test). Where it is not found at the first, it is looked for at the second.
-        resized = [(i, d) for i, e in enumerate(lost) if looks[i] is None
-                   and (d := e.at_sure_size()) is not None]
-        if resized:
-            second = self.detector.look_again(image, [d for _, d in resized], SURE_KEEP)
-            for (i, _), again in zip(resized, second, strict=True):
-                looks[i] = again
-        for e, again in zip(lost, looks, strict=True):
-            if again is not None and not any(again.box.iou(f.box) > 0.3 for f in found):
-                kept.append(again)
-                e = _Sure(again, e.size, e.sure_at, now)
-            follow.append(e)  # not found: still looked for at its last place for a while
-        for f in found:
-            if f.score >= SURE_SCORE and not any(f.box.iou(e.face.box) > 0.3 for e in follow):
-                follow.append(_Sure(f, (f.box.width, f.box.height), now, now))
-        self._sure = follow
-        return kept
-
     def ran(self, tiles: list[Tile], now: float, peaks: dict[TileKey, float]) -> None:
         """The change map's account of a run of the tiles :meth:`tiles_for` chose, with their
         best scores (``TiledDetector.detect``'s ``peaks``)."""
@@ -344,13 +274,13 @@ class SweepDetectStage(Stage):
         self._whole = True
         #: The last run's finds, each looked at again in its own crop ...
         self._recent: list[Detection] = []
-        #: ... and its lost sure faces found again under the threshold: ``follow_sure`` looks for
+        #: ... and its lost faces found again under the threshold: ``KnownFaces`` looks for
         #: them (their own crop would ask for the threshold).
         self._refound: list[Detection] = []
         #: Weak finds followed frame by frame, each with the frames in a row it was found on.
         self._weak: list[tuple[Detection, int]] = []
-        #: Sure faces (see ``SURE_SCORE``) followed, found or not on the last frame.
-        self._sure: list[_Sure] = []
+        #: Faces found before, looked for where they were once lost.
+        self.known = KnownFaces(self.detector)
 
     def detect(self, image: np.ndarray, rotation: int, now: float) -> list[Detection]:
         """One run: this slice's tiles and the known faces, on ``image`` (stored orientation)

@@ -30,7 +30,7 @@ import dataclasses
 import logging
 import math
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
@@ -49,6 +49,7 @@ from .canvas import (
     rolled_box,
     tile_by_tile,
     tile_warp,
+    touches_inner_edge,
 )
 from .fuse import fuse
 from .plan import MODEL_INPUT, MODEL_MIN, PRESETS, Level, Preset, Tile, TileKey, View, positions
@@ -229,14 +230,15 @@ class TiledDetector:
 
     def detect(self, image: np.ndarray, tiles: Iterable[Tile] | None = None,
                near: Iterable[Detection] = (), peaks: dict[TileKey, float] | None = None,
-               still: bool = False, view: View = PLAIN, weak: list[Detection] | None = None
-               ) -> list[Detection]:
+               still: bool = False, view: View = PLAIN, weak: list[Detection] | None = None,
+               mirrored: Collection[TileKey] = ()) -> list[Detection]:
         """Faces in an H x W x 3 uint8 RGB image; ``tiles`` limits the sweep to those tiles, and
         ``near`` adds a look at each of these known faces (see :meth:`near_crop`). ``peaks``, if
         given, receives each tile's best anchor score, keyed by ``(level, x, y)``. ``still`` runs
         the photo plan, in ``view``'s levels (see :meth:`plan`; not mirrored here). ``weak``,
         if given, receives the short-range model's finds under its score (``Preset.weak``),
-        which are otherwise dropped."""
+        which are otherwise dropped. The tiles of ``mirrored`` (keys of ``tiles``) are shown to the
+        model mirrored left to right (see ``SweepDetectStage``)."""
         h, w = image.shape[:2]
         if h < 2 or w < 2:
             return []
@@ -261,7 +263,8 @@ class TiledDetector:
             jobs.append(self.near_crop(pyramid, face.box, face.roll))
         # Interleave every level's tiles over the workers so each gets a fair share.
         work = [(lv, canvas, inv, t, None) for lv, canvas, inv, lv_tiles in jobs for t in lv_tiles] + per_tile
-        parts = self._each_worker(lambda k: self._run_tiles(work[k :: self.workers], k, w, h, peaks),
+        flip = frozenset(mirrored)
+        parts = self._each_worker(lambda k: self._run_tiles(work[k :: self.workers], k, w, h, peaks, flip),
                                   len(work) > 1)
         scores = {m: self.score(m, still) for m in ("full", "short")}
         # Weak short-range finds (``Preset.weak``) are fused apart, so the sure finds fuse exactly
@@ -339,10 +342,12 @@ class TiledDetector:
         return lv, crop, inv, [Tile(-1, 0, 0, Box(x0, y0, x0 + n * step, y0 + n * step))]
 
     def _run_tiles(self, work: list[Work], worker: int, w: int,
-                   h: int, peaks: dict[TileKey, float] | None = None
+                   h: int, peaks: dict[TileKey, float] | None = None,
+                   mirrored: frozenset[TileKey] = frozenset()
                    ) -> list[tuple[tuple[Detection, bool], str]]:
         """Model calls for ``work`` on worker ``worker``'s models; boxes in frame pixels. Each
-        tile's best anchor score goes into ``peaks`` (workers fill disjoint keys)."""
+        tile's best anchor score goes into ``peaks`` (workers fill disjoint keys); the tiles of
+        ``mirrored`` are shown mirrored left to right."""
         out = []
         for lv, canvas, inv, t, warp in work:
             if warp is not None:  # ``canvas`` is the frame: this tile's pixels straight from it
@@ -353,11 +358,16 @@ class TiledDetector:
                 # Short levels: pad to a full square so the model sees the level's scale.
                 crop = cv2.copyMakeBorder(crop, 0, lv.size - crop.shape[0], 0, lv.size - crop.shape[1],
                                           cv2.BORDER_CONSTANT, value=(0, 0, 0))
+            flip = lv.index >= 0 and t.key in mirrored
+            if flip:
+                crop = crop[:, ::-1]
             found, peak = self._model(lv.model, worker).detect_peak(np.ascontiguousarray(crop), lv.min_score)
             if peaks is not None and lv.index >= 0:
                 peaks[t.key] = peak
             for det, roll in found:
                 box, score = det.box, det.score
+                if flip:  # back to the tile's own pixels
+                    box, roll = box.mirrored(lv.size), -roll
                 if box.height > 2 * lv.max_face * lv.scale:
                     # A face this big is a coarser level's job; the short-range model on a
                     # small tile calls big blurred blobs faces (0.5-0.7).
@@ -370,7 +380,7 @@ class TiledDetector:
                 # Mostly outside the frame: a reflection in the mirrored border.
                 if fb.area >= 0.3 * raw.area:
                     found_face = Detection(fb, score, normal_roll(roll + lv.angle))
-                    out.append(((found_face, self._touches_inner_edge(b, t, lv)), lv.model))
+                    out.append(((found_face, touches_inner_edge(b, t, lv)), lv.model))
         return out
 
     def verify(self, image: np.ndarray, box: Box, model: str = "short", roll: float = 0.0,
@@ -422,17 +432,6 @@ class TiledDetector:
             # Calls from the tiles pass their plan's score (photos keep lower ones than video).
             models[name] = BlazeFaceDetector(threshold=self.score(name), model=name)
         return models[name]
-
-    @staticmethod
-    def _touches_inner_edge(b: Box, t: Tile, lv: Level) -> bool:
-        # Within 2% of a tile side that is not also the canvas edge: the face may go on beyond it.
-        m = 0.02 * lv.size
-        if lv.index < 0:  # a crop around a known face: every side cuts through the frame
-            return b.x1 < m or b.y1 < m or b.x2 > lv.size - m or b.y2 > lv.size - m
-        cw, ch = lv.canvas
-        return ((t.x > 0 and b.x1 < t.x + m) or (t.y > 0 and b.y1 < t.y + m)
-                or (t.x + lv.size < cw and b.x2 > t.x + lv.size - m)
-                or (t.y + lv.size < ch and b.y2 > t.y + lv.size - m))
 
     def close(self) -> None:
         if self._pool is not None:
