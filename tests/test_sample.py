@@ -43,10 +43,10 @@ def test_every_face_in_the_sample_is_destroyed(sample_output):
     # Far from every face the picture is the same up to re-encoding noise and the cover of the
     # detector's false finds on the generated clutter: a mean change of 2.9 grey levels while weak
     # finds were followed from 0.45 at every size, 3.5 since those of 24 px and more are followed
-    # from 0.4 (Preset.weak_large), 5.2 since the sweep's tiles alternate with their mirror image
-    # (sweep.MIRROR: more finds on the clutter, and on real footage more faces). A cover spreading
-    # over the picture reads far more.
-    assert float(np.mean(changed)) < 6.0
+    # from 0.4 (Preset.weak_large), 4.3 since the sweep's tiles alternate with their mirror image
+    # (sweep.MIRROR: more finds on the clutter, and on real footage more faces; 5.2 while mirrored
+    # tiles gave weak finds too). A cover spreading over the picture reads far more.
+    assert float(np.mean(changed)) < 5.0
 
 
 def test_sample_keeps_timing_and_sound(sample_output):

@@ -152,6 +152,20 @@ def test_a_tile_shown_mirrored_gives_its_faces_in_the_frames_own_pixels(
         assert abs(a.roll - b.roll) < 12, (a.roll, b.roll)
 
 
+def test_a_tile_shown_mirrored_gives_only_finds_at_the_threshold(balanced: TiledDetector) -> None:
+    # Weak finds and full-range candidates of mirrored tiles, followed and coasting, blurred a
+    # talking-head clip's shelves and hands (sweep.MIRROR): a mirrored tile gives neither.
+    image, _ = synth.soft_part_scene(1280, 720, 40, 3.5, 0.4, seed=2)
+    tiles = [t for lv in balanced.plan(1280, 720) for t in lv.tiles]
+    plain: list[Detection] = []
+    flipped: list[Detection] = []
+    balanced.detect(image, tiles=tiles, weak=plain)
+    found = balanced.detect(image, tiles=tiles, weak=flipped, mirrored={t.key for t in tiles})
+    assert plain, "the control: shown as it is, this scene has weak finds"
+    assert flipped == []
+    assert found and min(d.score for d in found) >= balanced.score("short")
+
+
 def test_create_detector_builds_the_tiled_detector_for_the_config() -> None:
     det = create_detector(DetectConfig(preset="fast", min_face=40, threshold=0.4))
     try:

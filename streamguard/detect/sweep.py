@@ -95,6 +95,11 @@ def _level_for(levels: list[Level], height: float) -> Level | None:
 #: photo's mirrored view took the faces the real photos left exposed 91 -> 51). A tile that runs
 #: again on unchanged pixels gets a second opinion instead of the same answer, and the two views
 #: alternate at no cost in model calls; a face either finds is then followed in its own crop.
+#: A mirrored tile gives finds at the threshold only, not weak finds or full-range candidates:
+#: with those too, on a phone video of two women talking at a table (benchmarks/fresh.py's
+#: ``v_dj_vertical_talk``) false finds on shelves and hands, followed and coasting, took the
+#: picture changed 21% -> 36% (without them 24%), the generated sample's change far from every
+#: face 3.5 -> 5.2 grey levels (4.3).
 MIRROR = True
 
 #: A weak find (``Preset.weak``) is kept once found on this many frames in a row.

@@ -238,7 +238,7 @@ class TiledDetector:
         the photo plan, in ``view``'s levels (see :meth:`plan`; not mirrored here). ``weak``,
         if given, receives the short-range model's finds under its score (``Preset.weak``),
         which are otherwise dropped. The tiles of ``mirrored`` (keys of ``tiles``) are shown to the
-        model mirrored left to right (see ``SweepDetectStage``)."""
+        model mirrored left to right, and give only finds at the threshold (see ``sweep.MIRROR``)."""
         h, w = image.shape[:2]
         if h < 2 or w < 2:
             return []
@@ -359,14 +359,15 @@ class TiledDetector:
                 crop = cv2.copyMakeBorder(crop, 0, lv.size - crop.shape[0], 0, lv.size - crop.shape[1],
                                           cv2.BORDER_CONSTANT, value=(0, 0, 0))
             flip = lv.index >= 0 and t.key in mirrored
-            if flip:
-                crop = crop[:, ::-1]
+            crop = crop[:, ::-1] if flip else crop
             found, peak = self._model(lv.model, worker).detect_peak(np.ascontiguousarray(crop), lv.min_score)
             if peaks is not None and lv.index >= 0:
                 peaks[t.key] = peak
             for det, roll in found:
                 box, score = det.box, det.score
                 if flip:  # back to the tile's own pixels
+                    if score < self.score(lv.model):
+                        continue  # see sweep.MIRROR: a mirrored tile's finds are at the threshold
                     box, roll = box.mirrored(lv.size), -roll
                 if box.height > 2 * lv.max_face * lv.scale:
                     # A face this big is a coarser level's job; the short-range model on a
