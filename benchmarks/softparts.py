@@ -23,7 +23,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import av
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -37,17 +36,10 @@ FRAMES = 12
 
 def covered(image: np.ndarray, face: Box, work: Path, detector: TiledDetector, frames: int = FRAMES) -> int:
     src, out, report = work / "in.mp4", work / "out.mp4", work / "report.json"
-    h, w = image.shape[:2]
-    with av.open(str(src), "w") as c:
-        s = c.add_stream("libx264", rate=25)
-        s.width, s.height, s.pix_fmt, s.options = w, h, "yuv420p", {"crf": "20"}
-        for _ in range(frames):
-            c.mux(s.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
-        c.mux(s.encode())
+    synth.write_still(src, image, frames)
     anonymize_video(src, out, detector=detector, report=report, overwrite=True)
-    frames = json.loads(report.read_text())["frames"]
     return sum(any(Box(*r["box"]).intersection(face) >= 0.8 * face.area for r in f["regions"])
-               for f in frames)
+               for f in json.loads(report.read_text())["frames"])
 
 
 def main() -> None:

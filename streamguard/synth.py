@@ -26,7 +26,7 @@ from streamguard.types import Box
 
 __all__ = [
     "FaceSprite", "FaceTrack", "GTFrame", "GroundTruth", "Scene",
-    "background", "load_faces", "paste_face", "render", "soft_part_scene", "write_clip",
+    "background", "load_faces", "paste_face", "render", "soft_part_scene", "write_clip", "write_still",
 ]
 
 # Face boxes (x, y, w, h) in the full-resolution source photos, measured once with
@@ -414,3 +414,15 @@ def write_clip(path: str | Path, scene: Scene, *, audio: bool = True, crf: int =
     frames = tuple(GTFrame(i, p, float(p * muxed_tb) if p is not None else float(pts_list[i] * tb), b)
                    for i, (p, b) in enumerate(zip(muxed, boxes, strict=True)))
     return GroundTruth(scene.width, scene.height, float(scene.fps), frames, muxed_tb, rotation)
+
+
+def write_still(path: str | Path, image: np.ndarray, frames: int, *, fps: int = 25, crf: int = 20) -> None:
+    """Encode ``frames`` copies of the RGB ``image`` to ``path`` with libx264 (a still scene: the
+    sweep's change map sees only compression noise)."""
+    h, w = image.shape[:2]
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=fps)
+        s.width, s.height, s.pix_fmt, s.options = w, h, "yuv420p", {"crf": str(crf)}
+        for _ in range(frames):
+            c.mux(s.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        c.mux(s.encode())

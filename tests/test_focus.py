@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 import pytest
@@ -72,12 +71,7 @@ def test_an_out_of_focus_face_is_covered_in_video(tmp_path: Path, monkeypatch: p
     # v2_commuter_crowd): scores of 0.3-0.5. The same kind here, on a real face.
     soft, face = _soft_scene()
     src = tmp_path / "soft.mp4"
-    with av.open(str(src), "w") as c:
-        s = c.add_stream("libx264", rate=25)
-        s.width, s.height, s.pix_fmt, s.options = 640, 360, "yuv420p", {"crf": "16"}
-        for _ in range(20):
-            c.mux(s.encode(av.VideoFrame.from_ndarray(soft, format="rgb24")))
-        c.mux(s.encode())
+    synth.write_still(src, soft, 20, crf=16)
     original = decode_rgb(src)
 
     def shown(name: str) -> list[int]:

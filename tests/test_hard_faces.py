@@ -338,12 +338,7 @@ def test_a_dark_soft_face_found_once_stays_covered(tmp_path: Path, balanced, mon
     # was at ``known.FOUND_KEEP`` for ``known.FOUND_MEMORY`` seconds after its last find.
     image, face = synth.soft_part_scene(1280, 720, 55, 3.5, 0.4, seed=2)
     src = tmp_path / "soft.mp4"
-    with av.open(str(src), "w") as c:
-        s = c.add_stream("libx264", rate=25)
-        s.width, s.height, s.pix_fmt, s.options = 1280, 720, "yuv420p", {"crf": "20"}
-        for _ in range(50):
-            c.mux(s.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
-        c.mux(s.encode())
+    synth.write_still(src, image, 50)
     original = decode_rgb(src)
 
     def exposed(out: Path) -> list[int]:
