@@ -657,13 +657,21 @@ def select(media: list[Media], a: argparse.Namespace) -> list[Media]:
     return out
 
 
+#: Where the media are read out of their snapshots, whatever ``--out`` says: one copy for every
+#: run on a machine. A GIF's conversion can still differ between processes (2026-12-07: walking2's
+#: mp4 came out five ways in ten runs with their own ``--out``, and its over-cover read 34-54x on
+#: the same code, while streamguard's own output for one input was the same byte for byte every
+#: time; the cause was not found), so runs to be compared must read the same converted input.
+MEDIA = DEFAULT_OUT / "media"
+
+
 def cmd_fetch(a: argparse.Namespace) -> list[tuple[Media, Path]]:
     got = []
     for m in select(load_media(), a):
-        p = materialize(m, a.out / "media")
+        p = materialize(m, MEDIA)
         if p is not None:
             got.append((m, p))
-    print(f"{len(got)} media files in {a.out / 'media'}")
+    print(f"{len(got)} media files in {MEDIA}")
     return got
 
 
