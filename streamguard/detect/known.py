@@ -115,16 +115,19 @@ class KnownFaces:
         lost.sort(key=lambda e: -e.found_at)
         lost = lost[:LOST_MAX]
         kept: list[Detection] = []
-        looks = self._look_again(image, [(e.face, e.bar) for e in lost])
+        looks = (self.detector.look_again(image, [e.face for e in lost], [e.bar for e in lost])
+                 if lost else [])
         # A find under the threshold since the last proper one often comes out larger or smaller
         # than the face (a half-hidden face's box), and a crop sized on it can miss the face that
         # a crop sized on its proper find shows (a box a pixel larger lost a half-hidden face on
         # every look in a test). Where it is not found at the first, it is looked for at the second.
-        resized = [(i, d, e.bar) for i, e in enumerate(lost) if looks[i] is None
+        resized = [(i, d) for i, e in enumerate(lost) if looks[i] is None
                    and (d := e.at_found_size()) is not None]
-        for (i, _, _), again in zip(resized, self._look_again(image, [(d, bar) for _, d, bar in resized]),
-                                    strict=True):
-            looks[i] = again
+        if resized:
+            bars = [lost[i].bar for i, _ in resized]
+            second = self.detector.look_again(image, [d for _, d in resized], bars)
+            for (i, _), again in zip(resized, second, strict=True):
+                looks[i] = again
         for e, again in zip(lost, looks, strict=True):
             if again is not None and not any(again.box.iou(f.box) > 0.3 for f in found):
                 kept.append(again)
@@ -135,13 +138,3 @@ class KnownFaces:
                 follow.append(_Known(f, _size(f), now, now, f.score >= SURE_SCORE))
         self.faces = follow
         return kept
-
-    def _look_again(self, image: np.ndarray, faces: list[tuple[Detection, float]]) -> list[Detection | None]:
-        """``TiledDetector.look_again`` for each face at its own bar, in the order given."""
-        looks: list[Detection | None] = [None] * len(faces)
-        for bar in sorted({b for _, b in faces}):
-            idx = [i for i, (_, b) in enumerate(faces) if b == bar]
-            again = self.detector.look_again(image, [faces[i][0] for i in idx], bar)
-            for i, d in zip(idx, again, strict=True):
-                looks[i] = d
-        return looks

@@ -177,9 +177,9 @@ class SweepDetectStage(Stage):
         self._plans: dict[tuple[int, int], tuple[list[list[Tile]], list[Level]]] = {}
         #: Known faces the next run looks at in their own crop (set by :meth:`tiles_for`) ...
         self.near: list[Detection] = []
-        #: ... and its tiles shown mirrored left to right; each tile's next view (True: mirrored).
+        #: ... and its tiles shown mirrored left to right; the tiles whose next run is mirrored.
         self.mirrored: set[TileKey] = set()
-        self._flipped: dict[TileKey, bool] = {}
+        self._flipped: set[TileKey] = set()
         self._new_shot()
         preset = detector.preset
         #: The preset whose weak finds are followed (None: a user's own threshold, or none).
@@ -232,9 +232,8 @@ class SweepDetectStage(Stage):
                 chosen[t.key] = t
                 swept.discard(t.key)  # a known face is followed in the view that found it
         # Each swept tile's next run shows it the other way round (see ``MIRROR``).
-        self.mirrored = {k for k in swept if self._flipped.get(k, False)} if MIRROR else set()
-        for k in swept:
-            self._flipped[k] = not self._flipped.get(k, False)
+        self.mirrored = swept & self._flipped if MIRROR else set()
+        self._flipped ^= swept
         tiles = list(chosen.values())
         self.run += len(tiles) + len(self.near)
         return tiles
@@ -252,7 +251,7 @@ class SweepDetectStage(Stage):
         # A weak find that is a proper find now is followed as a known face instead.
         todo = [(d, n) for d, n in sorted(self._weak, key=lambda e: -e[0].score)[:WEAK_MAX]
                 if not any(f.box.iou(d.box) > 0.3 for f in found)]
-        looks = self.detector.look_again(image, [d for d, _ in todo], bar())
+        looks = self.detector.look_again(image, [d for d, _ in todo], [bar()] * len(todo))
         for (_, n), again in zip(todo, looks, strict=True):
             if again is None or again.score < bar(again.box.height):
                 continue

@@ -263,9 +263,8 @@ class TiledDetector:
             jobs.append(self.near_crop(pyramid, face.box, face.roll))
         # Interleave every level's tiles over the workers so each gets a fair share.
         work = [(lv, canvas, inv, t, None) for lv, canvas, inv, lv_tiles in jobs for t in lv_tiles] + per_tile
-        flip = frozenset(mirrored)
-        parts = self._each_worker(lambda k: self._run_tiles(work[k :: self.workers], k, w, h, peaks, flip),
-                                  len(work) > 1)
+        parts = self._each_worker(lambda k: self._run_tiles(work[k :: self.workers], k, w, h, peaks,
+                                                            mirrored), len(work) > 1)
         scores = {m: self.score(m, still) for m in ("full", "short")}
         # Weak short-range finds (``Preset.weak``) are fused apart, so the sure finds fuse exactly
         # as without them (a weak whole box would swallow a sure face's cut pieces).
@@ -343,7 +342,7 @@ class TiledDetector:
 
     def _run_tiles(self, work: list[Work], worker: int, w: int,
                    h: int, peaks: dict[TileKey, float] | None = None,
-                   mirrored: frozenset[TileKey] = frozenset()
+                   mirrored: Collection[TileKey] = ()
                    ) -> list[tuple[tuple[Detection, bool], str]]:
         """Model calls for ``work`` on worker ``worker``'s models; boxes in frame pixels. Each
         tile's best anchor score goes into ``peaks`` (workers fill disjoint keys); the tiles of
@@ -398,17 +397,18 @@ class TiledDetector:
         return False
 
     def look_again(self, image: np.ndarray, faces: Sequence[Detection],
-                   min_score: float) -> list[Detection | None]:
+                   min_scores: Sequence[float]) -> list[Detection | None]:
         """For each of ``faces``, the short-range model's best find at its box in a crop centred
-        on it, the face at half of it (where weak, small faces score highest), or None. The
-        crops run on the tile workers."""
+        on it, the face at half of it (where weak, small faces score highest), at the face's own
+        score of ``min_scores``, or None. The crops run on the tile workers."""
 
-        def best(f: Detection, k: int) -> Detection | None:
+        def best(face: tuple[Detection, float], k: int) -> Detection | None:
+            f, min_score = face
             looks = centred_finds(self._model("short", k), image, f.box, f.roll, min_score, (2.0,))
             hits = [d for d in looks if d.box.iou(f.box) > 0.25]
             return max(hits, key=lambda d: d.score) if hits else None
 
-        return self._spread(best, faces)
+        return self._spread(best, list(zip(faces, min_scores, strict=True)))
 
     def _each_worker(self, fn: Callable[[int], _T], spread: bool = True) -> list[_T]:
         """``fn(k)`` for every tile worker ``k`` at once, on the pool (``fn`` must use only worker
