@@ -69,6 +69,8 @@ LIVE_COAST = Coast(grow0=0.25, speed=5.0)
 #: nothing was tuned on (benchmarks/fresh.py) it left 36-41 px faces of walkers half covered as
 #: the camera swung (143 -> 156 exposed proposals; 6 sizes/s: 155), and against the whole plan
 #: on every frame (benchmarks/schedule.py) 809 -> 872 exposed: less blur is not worth a face.
+#: Tried again once guesses moved with the camera (2026-12-07): the real clips 3.63x -> 3.18x, and
+#: a walker's painted 37-39 px face on that street exposed again (docs/recall.md).
 FILE_COAST = Coast(grow0=0.1, speed=0.75)
 _SURE = 0.8  # a find scoring this is a face whose velocity is trusted while it coasts
 _DUPLICATE = 0.7  # share of an unmatched box inside a matched one that makes it a duplicate
