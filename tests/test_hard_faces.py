@@ -330,6 +330,30 @@ def test_faces_of_a_shot_shorter_than_the_sweep_are_covered(tmp_path: Path, bala
     assert _exposed(original, anonymized, gt) == []
 
 
+def test_a_dark_soft_face_no_plain_look_finds_is_covered_once_its_tiles_are_sharpened(
+        tmp_path: Path, balanced, monkeypatch) -> None:
+    # A dark, out-of-focus 55 px face at the back of a still scene that neither the tiles as they
+    # are nor mirrored find: from their third run on unchanged pixels (after 2 s) the tiles are
+    # shown sharpened (sweep.SHARPEN), which finds it, and it stays covered to the end.
+    image, face = synth.soft_part_scene(1280, 720, 55, 3.5, 0.4, seed=3)
+    src = tmp_path / "still.mp4"
+    synth.write_still(src, image, 75)
+    original = decode_rgb(src)
+
+    def exposed(out: Path) -> list[int]:
+        anonymize_video(src, out, detector=balanced)
+        frames = decode_rgb(out)
+        assert len(frames) == len(original) == 75
+        # As in the test below: detail energy tells a covered soft face from an exposed one.
+        return [i for i, (a, b) in enumerate(zip(original, frames, strict=True))
+                if face_similarity(a, b, face)[0] >= 0.2]
+
+    late = exposed(tmp_path / "out.mp4")
+    assert late and max(late) < 55, late  # found late (a third look), then covered to the end
+    monkeypatch.setattr(sweep, "SHARPEN", False)  # control: never found
+    assert len(exposed(tmp_path / "without.mp4")) == 75
+
+
 def test_a_dark_soft_face_found_once_stays_covered(tmp_path: Path, balanced, monkeypatch) -> None:
     # The back of a stage or a room: a dark, out-of-focus 55 px face behind a sharp subject. A tile
     # of the sweep that frames it well finds it at 0.5-0.66; the crop that follows it scores it

@@ -77,6 +77,7 @@ def test_unchanged_tiles_are_skipped_until_rescan(tiled, monkeypatch):
     # One view: the mirrored one scores the same pixels differently, which moves tiles across the
     # quiet line (see test_tiles_alternate_views_but_known_faces_keep_theirs).
     monkeypatch.setattr(sweep, "MIRROR", False)
+    monkeypatch.setattr(sweep, "SHARPEN", False)
     stage = SweepDetectStage(tiled, fps=30, period=0.25, rescan=1.0, quiet_rescan=2.0)
     tiles = [t for lv in tiled.plan(1280, 720) for t in lv.tiles]
     total = len(tiles)
@@ -215,3 +216,32 @@ def test_tiles_alternate_views_but_known_faces_keep_theirs(tiled):
         stage._runs = i
         assert follow.key in {t.key for t in stage.tiles_for(w, h)}
         assert follow.key not in stage.mirrored
+
+
+def test_tiles_are_shown_sharpened_from_their_third_run_on_unchanged_pixels(tiled):
+    # Plain, then mirrored: the model has seen unchanged pixels both ways, so from the third run
+    # on them a tile is shown sharpened (sweep.SHARPEN), mirrored every other run as before, and
+    # then the four views take turns. Once its pixels change it starts again from the plain view.
+    stage = SweepDetectStage(tiled, fps=30, period=0.25, rescan=1.0, quiet_rescan=1.0)
+    w, h = 1280, 720
+    still, other = background(w, h, seed=3), background(w, h, seed=4)
+    views: dict = {}
+
+    def run(image, i):
+        tiles = stage.tiles_for(w, h, image=image, now=i / 30)
+        for t in tiles:
+            views.setdefault(t.key, []).append((t.key in stage.mirrored, t.key in stage.sharpened))
+        stage.ran(tiles, i / 30, {})  # no peaks: no tile counts as quiet
+        stage._runs, stage._whole = stage._runs + 1, False
+
+    for i in range(6 * 30):
+        run(still, i)
+    every = {t.key for lv in tiled.plan(w, h) for t in lv.tiles}
+    assert set(views) == every
+    seen = [(False, False), (True, False), (False, True), (True, True), (False, False), (True, False)]
+    assert all(v == seen for v in views.values()), views
+    views.clear()
+    for i in range(6 * 30, 6 * 30 + stage.slices):
+        run(other, i)
+    assert set(views) == every
+    assert not any(sharp for v in views.values() for _, sharp in v), "changed pixels are shown unsharpened"

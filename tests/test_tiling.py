@@ -166,6 +166,24 @@ def test_a_tile_shown_mirrored_gives_only_finds_at_the_threshold(balanced: Tiled
     assert found and min(d.score for d in found) >= balanced.score("short")
 
 
+def test_a_tile_shown_sharpened_finds_the_dark_soft_face_plain_views_miss(balanced: TiledDetector) -> None:
+    # The back of a stage: a face out of focus (sigma 3.5) at 40% light behind a sharp scene.
+    # Neither the tiles as they are nor mirrored find it; sharpened (sweep.SHARPEN) they do, and
+    # like mirrored ones they give finds at the threshold only.
+    image, face = synth.soft_part_scene(1280, 720, 55, 3.5, 0.4, seed=3)
+    keys = {t.key for lv in balanced.plan(1280, 720) for t in lv.tiles}
+
+    def on_face(found: list[Detection]) -> list[Detection]:
+        return [d for d in found if d.box.intersection(face) >= 0.5 * face.area]
+
+    assert on_face(balanced.detect(image)) == []
+    assert on_face(balanced.detect(image, mirrored=keys)) == []
+    weak: list[Detection] = []
+    found = balanced.detect(image, sharpened=keys, weak=weak)
+    assert on_face(found), "sharpened, the tiles find the face"
+    assert weak == [] and min(d.score for d in found) >= balanced.score("short")
+
+
 def test_create_detector_builds_the_tiled_detector_for_the_config() -> None:
     det = create_detector(DetectConfig(preset="fast", min_face=40, threshold=0.4))
     try:

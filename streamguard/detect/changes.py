@@ -61,6 +61,14 @@ class ChangeMap:
         quiet = quiet_rescan is not None and self.is_quiet(tile)
         if now - seen[0] >= (max(rescan, quiet_rescan) if quiet else rescan):
             return True
+        return self.moved(tile)
+
+    def moved(self, tile: Tile) -> bool:
+        """Whether ``tile``'s pixels changed since it last ran (outside known faces' heads); True
+        for a tile that never ran."""
+        seen = self._seen.get(tile.key)
+        if seen is None or self.current is None:
+            return True
         before = seen[1]
         if before.shape != self.current.shape:
             return True

@@ -26,7 +26,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["Focus", "softness", "sharpened"]
+__all__ = ["Focus", "softness", "sharpened", "unsharp"]
 
 #: Lines of the copy a picture's softness is measured on, and the scale :data:`SIGMA` is given at.
 LINES = 360
@@ -67,9 +67,13 @@ def sharpened(rgb: np.ndarray) -> np.ndarray:
     if h > LINES:
         small = cv2.GaussianBlur(_at_lines(rgb), (0, 0), SIGMA)
         blur = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
-    else:
-        blur = cv2.GaussianBlur(rgb, (0, 0), SIGMA * h / LINES)
-    return cv2.addWeighted(rgb, 1.0 + AMOUNT, blur, -AMOUNT, 0.0)
+        return cv2.addWeighted(rgb, 1.0 + AMOUNT, blur, -AMOUNT, 0.0)
+    return unsharp(rgb, SIGMA * h / LINES)
+
+
+def unsharp(image: np.ndarray, sigma: float, amount: float = AMOUNT) -> np.ndarray:
+    """``image`` plus ``amount`` times its difference from a Gaussian blur of ``sigma`` px."""
+    return cv2.addWeighted(image, 1.0 + amount, cv2.GaussianBlur(image, (0, 0), sigma), -amount, 0.0)
 
 
 class Focus:

@@ -19,7 +19,8 @@ again. "Changed" is judged on a grey map of 8x8 block means (so sensor and compr
 not count) against the map as it was when the tile last ran (so slow drift adds up), and every
 tile runs again after ``rescan`` seconds whatever happens, so a face the model missed on noisy
 pixels gets more chances; and every other run of a tile shows it mirrored left to right
-(``MIRROR``), so a rescan of unchanged pixels is a second opinion, not the same answer. A
+(``MIRROR``), so a rescan of unchanged pixels is a second opinion, not the same answer; from
+its third run on unchanged pixels the four views take turns (``SHARPEN``: sharpened too). A
 *quiet* tile, one where no spot scored even ``QUIET`` (0.2, against the models' thresholds of
 0.5 and 0.6) when it last ran, waits ``quiet_rescan`` seconds instead: compression noise moves a
 score by a few hundredths (tiles the change map calls unchanged on the speed clip, 0-20 s apart:
@@ -102,6 +103,17 @@ def _level_for(levels: list[Level], height: float) -> Level | None:
 #: face 3.5 -> 5.2 grey levels (4.3).
 MIRROR = True
 
+#: A tile that runs again on pixels unchanged since its last two runs is shown sharpened, and
+#: mirrored every other run as before: plain and mirrored, the model has seen those pixels both
+#: ways, and a third look as they are would give nearly the same answers. The runs on unchanged
+#: pixels cycle through the four views (plain, mirrored, sharpened, both), so compression noise
+#: still gives the plain ones a few more chances. A face out of focus and dark at the back of a
+#: still scene (a stage's, a room's) is what a sharpened view finds and the plain ones miss
+#: (``canvas.SHARP_AMOUNT``). Only on pixels both views have seen: sharpened on every other run
+#: in place of the mirror, tiles lost what only the mirror finds (docs/recall.md: a sitcom's
+#: 72-80 px woman, a boy of 35-39 px). Finds at the threshold only, as mirrored ones.
+SHARPEN = True
+
 #: A weak find (``Preset.weak``) is kept once found on this many frames in a row.
 WEAK_CONFIRM = 3
 #: At most this many weak finds are followed at once (the best-scoring), one short-range call each.
@@ -127,7 +139,7 @@ class _Slice:
         peaks: dict[TileKey, float] = {}
         weak: list[Detection] = []
         found = (self.detector.detect(image, tiles=self.tiles, near=near, peaks=peaks, weak=weak,
-                                      mirrored=self.stage.mirrored)
+                                      mirrored=self.stage.mirrored, sharpened=self.stage.sharpened)
                  if self.tiles or near else [])
         self.stage.ran(self.tiles, self.now, peaks)
         self.found = found + self.stage.follow_weak(image, found, weak)
@@ -180,6 +192,9 @@ class SweepDetectStage(Stage):
         #: ... and its tiles shown mirrored left to right; the tiles whose next run is mirrored.
         self.mirrored: set[TileKey] = set()
         self._flipped: set[TileKey] = set()
+        #: ... and its tiles shown sharpened; each tile's runs in a row on unchanged pixels.
+        self.sharpened: set[TileKey] = set()
+        self._unchanged: dict[TileKey, int] = {}
         self._new_shot()
         preset = detector.preset
         #: The preset whose weak finds are followed (None: a user's own threshold, or none).
@@ -220,6 +235,9 @@ class SweepDetectStage(Stage):
         chosen = {t.key: t for t in due
                   if not gate or self.changes.changed(t, now, self.rescan, self.quiet_rescan)}
         swept = set(chosen)
+        if gate:
+            for t in chosen.values():
+                self._unchanged[t.key] = 0 if self.changes.moved(t) else self._unchanged.get(t.key, 0) + 1
         self.near = []
         for face in self._recent:
             box = face.box
@@ -234,6 +252,7 @@ class SweepDetectStage(Stage):
         # Each swept tile's next run shows it the other way round (see ``MIRROR``).
         self.mirrored = swept & self._flipped if MIRROR else set()
         self._flipped ^= swept
+        self.sharpened = {k for k in swept if self._unchanged.get(k, 0) % 4 >= 2} if SHARPEN else set()
         tiles = list(chosen.values())
         self.run += len(tiles) + len(self.near)
         return tiles

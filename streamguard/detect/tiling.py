@@ -10,16 +10,14 @@ faces of ``min_face * 2**k`` to ``min_face * 2**(k+1)`` frame px, shown to the m
 72-88% for full-range on 16-32 px faces, at a similar cost per frame pixel); coarser
 levels the full-range one (more robust to blur and tilt at larger sizes, fewer false
 faces). Two whole-frame passes take the largest faces (one shrunk into a blank border
-for faces filling the frame). Each level's border is mirrored, so faces cut by the
-frame edge look whole. Boxes are grown to cover the head's roll (from the eye
-keypoints), mapped back to frame pixels, merged across tiles and levels (a box cut by
-a tile's inner edge is dropped when the face is seen whole elsewhere), and large
-low-score boxes are re-checked by the other model.
+for faces filling the frame); each level's border is mirrored (faces cut by the frame
+edge look whole). Boxes are grown to cover the head's roll (from the eye keypoints),
+mapped back to frame pixels, merged across tiles and levels (a box cut by a tile's inner
+edge is dropped when the face is seen whole elsewhere); large low-score boxes are re-checked.
 
-Preset face sizes are for 1080p and grow with the frame (4K uses twice the size), so
-4K costs what 1080p does; an explicit ``min_face`` is used as is (cost ~ area / min_face^2).
-One model call costs ~4-6 ms (full) / ~1.5-2 ms (short) on LiteRT (see ``blazeface``);
-batching tiles into one call was measured slower per tile, so calls are not batched.
+Preset face sizes are for 1080p and grow with the frame (4K costs what 1080p does); an explicit
+``min_face`` is used as is. One model call costs ~4-6 ms (full) / ~1.5-2 ms (short) on LiteRT
+(``blazeface``); batching tiles was measured slower per tile, so calls are not batched.
 
 The measured before/after of this plan per preset is in ``docs/design.md`` ("Tiling history").
 """
@@ -46,6 +44,7 @@ from .canvas import (
     halve_to,
     level_affine,
     level_canvas,
+    other_view,
     rolled_box,
     tile_by_tile,
     tile_warp,
@@ -231,14 +230,15 @@ class TiledDetector:
     def detect(self, image: np.ndarray, tiles: Iterable[Tile] | None = None,
                near: Iterable[Detection] = (), peaks: dict[TileKey, float] | None = None,
                still: bool = False, view: View = PLAIN, weak: list[Detection] | None = None,
-               mirrored: Collection[TileKey] = ()) -> list[Detection]:
+               mirrored: Collection[TileKey] = (), sharpened: Collection[TileKey] = ()) -> list[Detection]:
         """Faces in an H x W x 3 uint8 RGB image; ``tiles`` limits the sweep to those tiles, and
         ``near`` adds a look at each of these known faces (see :meth:`near_crop`). ``peaks``, if
         given, receives each tile's best anchor score, keyed by ``(level, x, y)``. ``still`` runs
         the photo plan, in ``view``'s levels (see :meth:`plan`; not mirrored here). ``weak``,
         if given, receives the short-range model's finds under its score (``Preset.weak``),
-        which are otherwise dropped. The tiles of ``mirrored`` (keys of ``tiles``) are shown to the
-        model mirrored left to right, and give only finds at the threshold (see ``sweep.MIRROR``)."""
+        which are otherwise dropped. The tiles of ``mirrored`` and of ``sharpened`` (keys of ``tiles``)
+        are shown mirrored left to right or sharpened, and give only finds at the threshold (see
+        ``sweep.MIRROR``, ``sweep.SHARPEN``)."""
         h, w = image.shape[:2]
         if h < 2 or w < 2:
             return []
@@ -264,7 +264,7 @@ class TiledDetector:
         # Interleave every level's tiles over the workers so each gets a fair share.
         work = [(lv, canvas, inv, t, None) for lv, canvas, inv, lv_tiles in jobs for t in lv_tiles] + per_tile
         parts = self._each_worker(lambda k: self._run_tiles(work[k :: self.workers], k, w, h, peaks,
-                                                            mirrored), len(work) > 1)
+                                                            (mirrored, sharpened)), len(work) > 1)
         scores = {m: self.score(m, still) for m in ("full", "short")}
         # Weak short-range finds (``Preset.weak``) are fused apart, so the sure finds fuse exactly
         # as without them (a weak whole box would swallow a sure face's cut pieces).
@@ -342,11 +342,11 @@ class TiledDetector:
 
     def _run_tiles(self, work: list[Work], worker: int, w: int,
                    h: int, peaks: dict[TileKey, float] | None = None,
-                   mirrored: Collection[TileKey] = ()
+                   shown: tuple[Collection[TileKey], Collection[TileKey]] = ((), ())
                    ) -> list[tuple[tuple[Detection, bool], str]]:
         """Model calls for ``work`` on worker ``worker``'s models; boxes in frame pixels. Each
         tile's best anchor score goes into ``peaks`` (workers fill disjoint keys); the tiles of
-        ``mirrored`` are shown mirrored left to right."""
+        ``shown``'s two sets are shown mirrored left to right, and sharpened."""
         out = []
         for lv, canvas, inv, t, warp in work:
             if warp is not None:  # ``canvas`` is the frame: this tile's pixels straight from it
@@ -357,16 +357,16 @@ class TiledDetector:
                 # Short levels: pad to a full square so the model sees the level's scale.
                 crop = cv2.copyMakeBorder(crop, 0, lv.size - crop.shape[0], 0, lv.size - crop.shape[1],
                                           cv2.BORDER_CONSTANT, value=(0, 0, 0))
-            flip = lv.index >= 0 and t.key in mirrored
-            crop = crop[:, ::-1] if flip else crop
+            flip, sharp = (lv.index >= 0 and t.key in keys for keys in shown)
+            crop = other_view(crop, lv.size, flip, sharp)
             found, peak = self._model(lv.model, worker).detect_peak(np.ascontiguousarray(crop), lv.min_score)
             if peaks is not None and lv.index >= 0:
                 peaks[t.key] = peak
             for det, roll in found:
                 box, score = det.box, det.score
+                if (flip or sharp) and score < self.score(lv.model):
+                    continue  # see sweep.MIRROR: a tile shown otherwise gives finds at the threshold
                 if flip:  # back to the tile's own pixels
-                    if score < self.score(lv.model):
-                        continue  # see sweep.MIRROR: a mirrored tile's finds are at the threshold
                     box, roll = box.mirrored(lv.size), -roll
                 if box.height > 2 * lv.max_face * lv.scale:
                     # A face this big is a coarser level's job; the short-range model on a
