@@ -333,8 +333,8 @@ def test_faces_of_a_shot_shorter_than_the_sweep_are_covered(tmp_path: Path, bala
 def test_a_dark_soft_face_no_plain_look_finds_is_covered_once_its_tiles_are_sharpened(
         tmp_path: Path, balanced, monkeypatch) -> None:
     # A dark, out-of-focus 55 px face at the back of a still scene that neither the tiles as they
-    # are nor mirrored find: from their third run on unchanged pixels (after 2 s) the tiles are
-    # shown sharpened (sweep.SHARPEN), which finds it, and it stays covered to the end.
+    # are nor mirrored find: from their third run on unchanged pixels (after 2 s) the tiles get a
+    # second look, sharpened (sweep.SHARPEN), which finds it, and it stays covered to the end.
     image, face = synth.soft_part_scene(1280, 720, 55, 3.5, 0.4, seed=3)
     src = tmp_path / "still.mp4"
     synth.write_still(src, image, 75)

@@ -20,7 +20,7 @@ not count) against the map as it was when the tile last ran (so slow drift adds 
 tile runs again after ``rescan`` seconds whatever happens, so a face the model missed on noisy
 pixels gets more chances; and every other run of a tile shows it mirrored left to right
 (``MIRROR``), so a rescan of unchanged pixels is a second opinion, not the same answer; from
-its third run on unchanged pixels the four views take turns (``SHARPEN``: sharpened too). A
+its third run on unchanged pixels it also gets a sharpened look now and then (``SHARPEN``). A
 *quiet* tile, one where no spot scored even ``QUIET`` (0.2, against the models' thresholds of
 0.5 and 0.6) when it last ran, waits ``quiet_rescan`` seconds instead: compression noise moves a
 score by a few hundredths (tiles the change map calls unchanged on the speed clip, 0-20 s apart:
@@ -103,15 +103,15 @@ def _level_for(levels: list[Level], height: float) -> Level | None:
 #: face 3.5 -> 5.2 grey levels (4.3).
 MIRROR = True
 
-#: A tile that runs again on pixels unchanged since its last two runs is shown sharpened, and
-#: mirrored every other run as before: plain and mirrored, the model has seen those pixels both
-#: ways, and a third look as they are would give nearly the same answers. The runs on unchanged
-#: pixels cycle through the four views (plain, mirrored, sharpened, both), so compression noise
-#: still gives the plain ones a few more chances. A face out of focus and dark at the back of a
-#: still scene (a stage's, a room's) is what a sharpened view finds and the plain ones miss
-#: (``canvas.SHARP_AMOUNT``). Only on pixels both views have seen: sharpened on every other run
-#: in place of the mirror, tiles lost what only the mirror finds (docs/recall.md: a sitcom's
-#: 72-80 px woman, a boy of 35-39 px). Finds at the threshold only, as mirrored ones.
+#: A tile that runs on pixels unchanged since its last two runs (the model has seen them as
+#: they are and mirrored) gets, on every other such run, a second look sharpened and the other
+#: way round from its due view (``canvas.SHARP_AMOUNT``): a face out of focus and dark at the back
+#: of a still scene (a stage's, a room's) is what a sharpened view finds and the plain ones miss.
+#: A second look, not a view in turn: shown sharpened on every other run in place of the mirror,
+#: tiles lost what only the mirror finds (docs/recall.md: a sitcom's 72-80 px woman, a boy of
+#: 35-39 px); and the four views taking turns on unchanged pixels lost dark 40 px faces that the
+#: plain view found now and then on compression noise. It costs a model call a tile at most
+#: every 2 s, only where nothing moves. Finds at the threshold only, as mirrored ones.
 SHARPEN = True
 
 #: A weak find (``Preset.weak``) is kept once found on this many frames in a row.
@@ -142,6 +142,12 @@ class _Slice:
                                       mirrored=self.stage.mirrored, sharpened=self.stage.sharpened)
                  if self.tiles or near else [])
         self.stage.ran(self.tiles, self.now, peaks)
+        if self.stage.sharpened:
+            # A second look at still tiles, sharpened (see ``SHARPEN``), the other way round.
+            keys = self.stage.sharpened
+            again = self.detector.detect(image, tiles=[t for t in self.tiles if t.key in keys],
+                                         mirrored=keys - self.stage.mirrored, sharpened=keys)
+            found += [d for d in again if not any(d.box.iou(f.box) > 0.3 for f in found)]
         self.found = found + self.stage.follow_weak(image, found, weak)
         self.refound = self.stage.known.follow(image, self.found, self.now)
         return self.found + self.refound
@@ -192,7 +198,7 @@ class SweepDetectStage(Stage):
         #: ... and its tiles shown mirrored left to right; the tiles whose next run is mirrored.
         self.mirrored: set[TileKey] = set()
         self._flipped: set[TileKey] = set()
-        #: ... and its tiles shown sharpened; each tile's runs in a row on unchanged pixels.
+        #: ... and its tiles looked at again sharpened; each tile's runs in a row on unchanged pixels.
         self.sharpened: set[TileKey] = set()
         self._unchanged: dict[TileKey, int] = {}
         self._new_shot()
@@ -252,7 +258,8 @@ class SweepDetectStage(Stage):
         # Each swept tile's next run shows it the other way round (see ``MIRROR``).
         self.mirrored = swept & self._flipped if MIRROR else set()
         self._flipped ^= swept
-        self.sharpened = {k for k in swept if self._unchanged.get(k, 0) % 4 >= 2} if SHARPEN else set()
+        self.sharpened = ({k for k in swept if self._unchanged.get(k, 0) >= 2 and self._unchanged[k] % 2 == 0}
+                          if SHARPEN else set())
         tiles = list(chosen.values())
         self.run += len(tiles) + len(self.near)
         return tiles
