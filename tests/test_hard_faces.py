@@ -330,28 +330,38 @@ def test_faces_of_a_shot_shorter_than_the_sweep_are_covered(tmp_path: Path, bala
     assert _exposed(original, anonymized, gt) == []
 
 
+def _soft_face_clip(tmp_path: Path, seed: int, frames: int) -> tuple[Path, list[np.ndarray], Box]:
+    """A still 720p clip of ``synth.soft_part_scene`` (a dark, out-of-focus 55 px face at the
+    back), its frames and that face's box."""
+    image, face = synth.soft_part_scene(1280, 720, 55, 3.5, 0.4, seed=seed)
+    src = tmp_path / f"soft{seed}.mp4"
+    synth.write_still(src, image, frames)
+    return src, decode_rgb(src), face
+
+
+def _soft_face_shown(src: Path, original: list[np.ndarray], face: Box, out: Path,
+                     detector: TiledDetector) -> list[int]:
+    """The frames of ``src`` anonymized into ``out`` on which the soft ``face`` is left. A face
+    already out of focus keeps its coarse shape under any blur, so the correlation of what little
+    detail is left says little; its detail energy (0.8 left as it was, under 0.1 blurred) tells a
+    covered frame from an exposed one."""
+    anonymize_video(src, out, detector=detector)
+    frames = decode_rgb(out)
+    assert len(frames) == len(original)
+    return [i for i, (a, b) in enumerate(zip(original, frames, strict=True))
+            if face_similarity(a, b, face)[0] >= 0.2]
+
+
 def test_a_dark_soft_face_no_plain_look_finds_is_covered_once_its_tiles_are_sharpened(
         tmp_path: Path, balanced, monkeypatch) -> None:
     # A dark, out-of-focus 55 px face at the back of a still scene that neither the tiles as they
     # are nor mirrored find: from their third run on unchanged pixels (after 2 s) the tiles get a
     # second look, sharpened (sweep.SHARPEN), which finds it, and it stays covered to the end.
-    image, face = synth.soft_part_scene(1280, 720, 55, 3.5, 0.4, seed=3)
-    src = tmp_path / "still.mp4"
-    synth.write_still(src, image, 75)
-    original = decode_rgb(src)
-
-    def exposed(out: Path) -> list[int]:
-        anonymize_video(src, out, detector=balanced)
-        frames = decode_rgb(out)
-        assert len(frames) == len(original) == 75
-        # As in the test below: detail energy tells a covered soft face from an exposed one.
-        return [i for i, (a, b) in enumerate(zip(original, frames, strict=True))
-                if face_similarity(a, b, face)[0] >= 0.2]
-
-    late = exposed(tmp_path / "out.mp4")
+    src, original, face = _soft_face_clip(tmp_path, seed=3, frames=75)
+    late = _soft_face_shown(src, original, face, tmp_path / "out.mp4", balanced)
     assert late and max(late) < 55, late  # found late (a third look), then covered to the end
     monkeypatch.setattr(sweep, "SHARPEN", False)  # control: never found
-    assert len(exposed(tmp_path / "without.mp4")) == 75
+    assert len(_soft_face_shown(src, original, face, tmp_path / "without.mp4", balanced)) == 75
 
 
 def test_a_dark_soft_face_found_once_stays_covered(tmp_path: Path, balanced, monkeypatch) -> None:
@@ -360,21 +370,7 @@ def test_a_dark_soft_face_found_once_stays_covered(tmp_path: Path, balanced, mon
     # 0.4-0.5, so it was lost after the first frames, the hold ran out and it showed until the
     # sweep's next look at its unchanged tile a second later. A face found is looked for where it
     # was at ``known.FOUND_KEEP`` for ``known.FOUND_MEMORY`` seconds after its last find.
-    image, face = synth.soft_part_scene(1280, 720, 55, 3.5, 0.4, seed=2)
-    src = tmp_path / "soft.mp4"
-    synth.write_still(src, image, 50)
-    original = decode_rgb(src)
-
-    def exposed(out: Path) -> list[int]:
-        anonymize_video(src, out, detector=balanced)
-        frames = decode_rgb(out)
-        assert len(frames) == len(original) == 50
-        # A face already out of focus keeps its coarse shape under any blur, so the correlation of
-        # what little detail is left says little; its detail energy (0.8 left as it was, under
-        # 0.1 blurred) tells a covered frame from an exposed one.
-        return [i for i, (a, b) in enumerate(zip(original, frames, strict=True))
-                if face_similarity(a, b, face)[0] >= 0.2]
-
-    assert exposed(tmp_path / "out.mp4") == []
+    src, original, face = _soft_face_clip(tmp_path, seed=2, frames=50)
+    assert _soft_face_shown(src, original, face, tmp_path / "out.mp4", balanced) == []
     monkeypatch.setattr(known, "FOUND_MEMORY", -1.0)  # control: lost once the hold is over
-    assert len(exposed(tmp_path / "without.mp4")) >= 5
+    assert len(_soft_face_shown(src, original, face, tmp_path / "without.mp4", balanced)) >= 5
