@@ -261,7 +261,7 @@ class SweepDetectStage(Stage):
         self.sharpened = ({k for k in swept if self._unchanged.get(k, 0) >= 2 and self._unchanged[k] % 2 == 0}
                           if SHARPEN else set())
         tiles = list(chosen.values())
-        self.run += len(tiles) + len(self.near)
+        self.run += len(tiles) + len(self.near) + len(self.sharpened)  # model calls, second looks too
         return tiles
 
     def follow_weak(self, image: np.ndarray, found: list[Detection],
