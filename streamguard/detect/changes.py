@@ -55,13 +55,16 @@ class ChangeMap:
     def changed(self, tile: Tile, now: float, rescan: float, quiet_rescan: float | None = None) -> bool:
         """Whether ``tile`` needs to run: never ran, ran ``rescan`` s ago (``quiet_rescan`` if
         it was quiet then), or its pixels moved."""
+        return self.rescan_due(tile, now, rescan, quiet_rescan) or self.moved(tile)
+
+    def rescan_due(self, tile: Tile, now: float, rescan: float, quiet_rescan: float | None = None) -> bool:
+        """Whether ``tile`` never ran, or ran ``rescan`` s ago (``quiet_rescan`` if it was quiet
+        then), whatever its pixels did."""
         seen = self._seen.get(tile.key)
         if seen is None or self.current is None:
             return True
         quiet = quiet_rescan is not None and self.is_quiet(tile)
-        if now - seen[0] >= (max(rescan, quiet_rescan) if quiet else rescan):
-            return True
-        return self.moved(tile)
+        return now - seen[0] >= (max(rescan, quiet_rescan) if quiet else rescan)
 
     def moved(self, tile: Tile) -> bool:
         """Whether ``tile``'s pixels changed since it last ran (outside known faces' heads); True

@@ -238,12 +238,17 @@ class SweepDetectStage(Stage):
         # its 15 faces of 26 px uncovered, one of four frames 12 of 60 face-frames).
         due = [t for part in slices for t in part] if self._whole else slices[self._runs % self.slices]
         self.due += len(due)
-        chosen = {t.key: t for t in due
-                  if not gate or self.changes.changed(t, now, self.rescan, self.quiet_rescan)}
+        chosen: dict[TileKey, Tile] = {}
+        for t in due:
+            if not gate:
+                chosen[t.key] = t
+                continue
+            # Each due tile's pixels compared once: whether it runs, and its runs on unchanged ones.
+            moved = self.changes.moved(t)
+            if moved or self.changes.rescan_due(t, now, self.rescan, self.quiet_rescan):
+                chosen[t.key] = t
+                self._unchanged[t.key] = 0 if moved else self._unchanged.get(t.key, 0) + 1
         swept = set(chosen)
-        if gate:
-            for t in chosen.values():
-                self._unchanged[t.key] = 0 if self.changes.moved(t) else self._unchanged.get(t.key, 0) + 1
         self.near = []
         for face in self._recent:
             box = face.box
@@ -258,7 +263,8 @@ class SweepDetectStage(Stage):
         # Each swept tile's next run shows it the other way round (see ``MIRROR``).
         self.mirrored = swept & self._flipped if MIRROR else set()
         self._flipped ^= swept
-        self.sharpened = ({k for k in swept if self._unchanged.get(k, 0) >= 2 and self._unchanged[k] % 2 == 0}
+        # Every other run on unchanged pixels, from the third (see ``SHARPEN``).
+        self.sharpened = ({k for k in swept if (n := self._unchanged.get(k, 0)) >= 2 and n % 2 == 0}
                           if SHARPEN else set())
         tiles = list(chosen.values())
         self.run += len(tiles) + len(self.near) + len(self.sharpened)  # model calls, second looks too
