@@ -364,6 +364,18 @@ def test_a_dark_soft_face_no_plain_look_finds_is_covered_once_its_tiles_are_shar
     assert len(_soft_face_shown(src, original, face, tmp_path / "without.mp4", balanced)) == 75
 
 
+def test_a_dark_soft_face_found_now_and_then_is_kept_while_its_pixels_stay_still(
+        tmp_path: Path, balanced, monkeypatch) -> None:
+    # A still scene's dark, out-of-focus 55 px face that the sweep finds on its first frames and
+    # then only now and then: its crop's lower bar loses it after a second, and it showed for over
+    # a second until the next find. Pixels that have not changed since it was found still hold it
+    # (known.STILL_MEMORY), so it is kept where it was.
+    src, original, face = _soft_face_clip(tmp_path, seed=5, frames=100)
+    assert _soft_face_shown(src, original, face, tmp_path / "out.mp4", balanced) == []
+    monkeypatch.setattr(known, "STILL_MEMORY", -1.0)  # control: let go when the lower bar's time is up
+    assert len(_soft_face_shown(src, original, face, tmp_path / "without.mp4", balanced)) >= 20
+
+
 def test_a_dark_soft_face_found_once_stays_covered(tmp_path: Path, balanced, monkeypatch) -> None:
     # The back of a stage or a room: a dark, out-of-focus 55 px face behind a sharp subject. A tile
     # of the sweep that frames it well finds it at 0.5-0.66; the crop that follows it scores it
@@ -372,5 +384,6 @@ def test_a_dark_soft_face_found_once_stays_covered(tmp_path: Path, balanced, mon
     # was at ``known.FOUND_KEEP`` for ``known.FOUND_MEMORY`` seconds after its last find.
     src, original, face = _soft_face_clip(tmp_path, seed=2, frames=50)
     assert _soft_face_shown(src, original, face, tmp_path / "out.mp4", balanced) == []
-    monkeypatch.setattr(known, "FOUND_MEMORY", -1.0)  # control: lost once the hold is over
+    monkeypatch.setattr(known, "FOUND_MEMORY", -1.0)  # control: lost once the hold is over ...
+    monkeypatch.setattr(known, "STILL_MEMORY", -1.0)  # ... its still pixels not holding it either
     assert len(_soft_face_shown(src, original, face, tmp_path / "without.mp4", balanced)) >= 5

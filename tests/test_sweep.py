@@ -192,6 +192,45 @@ def test_a_sure_face_that_left_is_looked_for_only_briefly(tiled, monkeypatch):
     assert gone_frames - 1 <= len(looks) <= gone_frames + 1, looks
 
 
+def test_a_face_lost_on_still_pixels_is_kept_without_looks_until_they_change(tiled, monkeypatch):
+    # A face found and then lost while the pixels under it stay as they were is still there: it is
+    # kept where it was, looked for at its lower bar while that lasts and with no model call after,
+    # for up to STILL_MEMORY seconds; once its pixels change it is let go.
+    from streamguard.detect.changes import ChangeMap
+    from streamguard.detect.known import KnownFaces
+
+    image = background(640, 360, seed=4)  # no face: nothing is found again at any bar
+    box = Box.from_xywh(300, 150, 40, 40)
+    looks: list[int] = []
+    look_again = tiled.look_again
+    monkeypatch.setattr(tiled, "look_again", lambda img, faces, bars: (looks.append(len(faces)),
+                                                                       look_again(img, faces, bars))[1])
+    faces, changes = KnownFaces(tiled), ChangeMap()
+    changes.update(image)
+    assert faces.follow(image, [Detection(box, 0.6)], 0.0, changes) == []
+    kept_at = []
+    for i in range(1, int(known.STILL_MEMORY * 10) + 5):  # 10 frames a second
+        changes.update(image)
+        kept = faces.follow(image, [], i / 10, changes)
+        if kept:
+            assert kept == [Detection(box, 0.6)]
+            kept_at.append(i)
+    assert kept_at == list(range(1, int(known.STILL_MEMORY * 10) + 1))
+    assert len(looks) == int(known.FOUND_MEMORY * 10), "looked at only while its lower bar lasts"
+    faces, changes = KnownFaces(tiled), ChangeMap()  # the same, but its pixels change
+    changes.update(image)
+    faces.follow(image, [Detection(box, 0.6)], 0.0, changes)
+    changes.update(image)
+    assert faces.follow(image, [], 0.1, changes) == [Detection(box, 0.6)]
+    moved = image.copy()
+    moved[160:180, 310:330] = 255 - moved[160:180, 310:330]
+    for i in range(2, int(known.FOUND_MEMORY * 10) + 3):  # changed until its lower bar's time is up
+        changes.update(moved)
+        assert faces.follow(moved, [], i / 10, changes) == []
+    changes.update(image)  # back as it was: let go all the same, it was not found since
+    assert faces.follow(image, [], (i + 1) / 10, changes) == []
+
+
 def test_tiles_alternate_views_but_known_faces_keep_theirs(tiled):
     # Each swept tile is shown mirrored on every other run, so a rescan of unchanged pixels is a
     # second opinion; a tile run to follow a known face is shown as it found it.

@@ -72,17 +72,20 @@ class ChangeMap:
         seen = self._seen.get(tile.key)
         if seen is None or self.current is None:
             return True
-        before = seen[1]
-        if before.shape != self.current.shape:
+        return self.moved_since(tile.box, seen[1], heads=True)
+
+    def moved_since(self, box: Box, before: np.ndarray, *, heads: bool = False) -> bool:
+        """Whether the pixels under ``box`` changed between the map ``before`` (an earlier
+        :attr:`current`) and now; with ``heads``, change inside known faces' heads does not count."""
+        if self.current is None or before.shape != self.current.shape:
             return True
-        b = tile.box
-        x1, y1 = int(b.x1 // CELL), int(b.y1 // CELL)
-        x2, y2 = math.ceil(b.x2 / CELL), math.ceil(b.y2 / CELL)
+        x1, y1 = max(0, int(box.x1 // CELL)), max(0, int(box.y1 // CELL))
+        x2, y2 = math.ceil(box.x2 / CELL), math.ceil(box.y2 / CELL)
         cur = self.current[y1:y2, x1:x2]
         if cur.size == 0:
             return True
         diff = np.abs(cur - before[y1:y2, x1:x2])
-        if self.known is not None:
+        if heads and self.known is not None:
             diff[self.known[y1:y2, x1:x2]] = 0
         return int(diff.max()) > self.still
 

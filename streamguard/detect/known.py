@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..types import Box, Detection
+from .changes import ChangeMap
 from .tiling import TiledDetector
 
 __all__ = ["KnownFaces"]
@@ -36,6 +37,9 @@ SURE_GONE = 1.0
 #: At most this many lost faces are looked for at once (the most recently found at their score;
 #: the rest are let go).
 LOST_MAX = 8
+#: A lost face whose pixels have not changed since it was last found is kept where it was, with
+#: no model call, for up to this many seconds after that find (see :meth:`KnownFaces.follow`).
+STILL_MEMORY = 10.0
 
 
 @dataclass(slots=True)
@@ -49,6 +53,8 @@ class _Known:
     found_at: float
     seen_at: float
     sure: bool
+    #: The change map (``ChangeMap.current``) when it was last found at all, if the sweep keeps one.
+    seen_map: np.ndarray | None = None
 
     @property
     def bar(self) -> float:
@@ -81,9 +87,11 @@ class KnownFaces:
         #: Faces found before, found or not on the last frame.
         self.faces: list[_Known] = []
 
-    def follow(self, image: np.ndarray, found: list[Detection], now: float) -> list[Detection]:
+    def follow(self, image: np.ndarray, found: list[Detection], now: float,
+               changes: ChangeMap | None = None) -> list[Detection]:
         """Faces found before but lost on this frame (upright ``image`` at ``now`` s), found again
-        where they were at a lower bar; ``found``: this frame's finds.
+        where they were at a lower bar, or kept there while their pixels stay as they were;
+        ``found``: this frame's finds; ``changes``: the sweep's change map, on this frame.
 
         A face the models found a moment ago is a face: when it turns to a profile, looks down,
         blurs with motion or sits in the dark out of focus, its score falls under the threshold
@@ -96,25 +104,42 @@ class KnownFaces:
         for ``SURE_GONE`` seconds after it was last found at all (a face gone for that long has
         most likely left: looking on at its place cost the 1080p street 2.9 short-range calls a
         frame instead of 2.3, for no more finds).
+
+        A lost face not found again whose pixels (``changes``' block means over its box) have not
+        changed since it was last found is kept where it was, for up to ``STILL_MEMORY`` seconds
+        after that find: it cannot have left, turned or been hidden without changing them. Once
+        its lower bar's time is over it is kept so with no model call (the models give the same
+        pixels the same answer). A dark, soft face at the back of a still scene is found now and
+        then by a sharpened look (``sweep.SHARPEN``) and by none of the looks between; clutter
+        found on still pixels is kept too (a still camera's shelf).
         """
         if self.detector.threshold is not None:
             return []  # a user's own threshold is taken as it is
+        current = changes.current if changes is not None else None
         follow: list[_Known] = []
         lost: list[_Known] = []
+        kept: list[Detection] = []
+
+        def still(e: _Known) -> bool:
+            return (changes is not None and e.seen_map is not None and now - e.seen_at <= STILL_MEMORY
+                    and not changes.moved_since(e.face.box, e.seen_map))
+
         for e in self.faces:
-            if now - e.found_at > e.memory or now - e.seen_at > SURE_GONE:
-                continue
             match = max((f for f in found if f.box.iou(e.face.box) > 0.3), key=lambda f: f.score,
                         default=None)
+            if now - e.found_at > e.memory or now - e.seen_at > SURE_GONE:
+                if match is None and still(e):
+                    kept.append(e.face)  # no need to look: the same pixels as when it was found
+                    follow.append(e)
+                continue
             if match is None:
                 lost.append(e)
             elif match.score >= SURE_SCORE or not e.sure:
-                follow.append(_Known(match, _size(match), now, now, match.score >= SURE_SCORE))
+                follow.append(_Known(match, _size(match), now, now, match.score >= SURE_SCORE, current))
             else:  # a sure face found under SURE_SCORE: still sure until its memory runs out
-                follow.append(_Known(match, e.size, e.found_at, now, True))
+                follow.append(_Known(match, e.size, e.found_at, now, True, current))
         lost.sort(key=lambda e: -e.found_at)
         lost = lost[:LOST_MAX]
-        kept: list[Detection] = []
         looks = (self.detector.look_again(image, [e.face for e in lost], [e.bar for e in lost])
                  if lost else [])
         # A find under the threshold since the last proper one often comes out larger or smaller
@@ -131,10 +156,12 @@ class KnownFaces:
         for e, again in zip(lost, looks, strict=True):
             if again is not None and not any(again.box.iou(f.box) > 0.3 for f in found):
                 kept.append(again)
-                e = _Known(again, e.size, e.found_at, now, e.sure)
+                e = _Known(again, e.size, e.found_at, now, e.sure, current)
+            elif again is None and still(e):
+                kept.append(e.face)
             follow.append(e)  # not found: still looked for at its last place for a while
         for f in found:
             if not any(f.box.iou(e.face.box) > 0.3 for e in follow):
-                follow.append(_Known(f, _size(f), now, now, f.score >= SURE_SCORE))
+                follow.append(_Known(f, _size(f), now, now, f.score >= SURE_SCORE, current))
         self.faces = follow
         return kept

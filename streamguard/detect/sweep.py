@@ -149,7 +149,8 @@ class _Slice:
                                          mirrored=keys - self.stage.mirrored, sharpened=keys)
             found += [d for d in again if not any(d.box.iou(f.box) > 0.3 for f in found)]
         self.found = found + self.stage.follow_weak(image, found, weak)
-        self.refound = self.stage.known.follow(image, self.found, self.now)
+        changes = self.stage.changes if self.stage._gated else None
+        self.refound = self.stage.known.follow(image, self.found, self.now, changes)
         return self.found + self.refound
 
     def close(self) -> None:
