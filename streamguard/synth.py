@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -419,10 +420,18 @@ def write_clip(path: str | Path, scene: Scene, *, audio: bool = True, crf: int =
 def write_still(path: str | Path, image: np.ndarray, frames: int, *, fps: int = 25, crf: int = 20) -> None:
     """Encode ``frames`` copies of the RGB ``image`` to ``path`` with libx264 (a still scene: the
     sweep's change map sees only compression noise)."""
-    h, w = image.shape[:2]
+    write_frames(path, (image for _ in range(frames)), fps=fps, crf=crf)
+
+
+def write_frames(path: str | Path, images: Iterable[np.ndarray], *, fps: int = 25, crf: int = 20) -> None:
+    """Encode the RGB ``images`` (all of one size) to ``path`` with libx264, one frame each."""
     with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=fps)
-        s.width, s.height, s.pix_fmt, s.options = w, h, "yuv420p", {"crf": str(crf)}
-        for _ in range(frames):
+        s = None
+        for image in images:
+            if s is None:
+                h, w = image.shape[:2]
+                s = c.add_stream("libx264", rate=fps)
+                s.width, s.height, s.pix_fmt, s.options = w, h, "yuv420p", {"crf": str(crf)}
             c.mux(s.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
-        c.mux(s.encode())
+        if s is not None:
+            c.mux(s.encode())
