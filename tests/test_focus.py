@@ -95,9 +95,11 @@ def test_an_out_of_focus_face_is_covered_in_video(tmp_path: Path, monkeypatch: p
 
     assert shown("sharpened") == []
     monkeypatch.setattr(focus, "SOFT", 0.0)  # never soft: the picture as it is
-    # A face found once is also looked for at a lower bar where it was (known.FOUND_KEEP), which
-    # on this still scene keeps it covered too; without that, only the sharpening finds it.
+    # A face found once is also looked for at a lower bar where it was (known.FOUND_KEEP) and kept
+    # there while its pixels stay still (known.STILL_MEMORY), which on this still scene keeps it
+    # covered too; without those, only the sharpening finds it.
     monkeypatch.setattr(known, "FOUND_MEMORY", -1.0)
+    monkeypatch.setattr(known, "STILL_MEMORY", -1.0)
     assert len(shown("as_it_is")) >= 15, "as it is, the models miss this face"
 
 

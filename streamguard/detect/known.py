@@ -4,7 +4,8 @@ The video sweep (``detect/sweep.py``) follows each face it finds in a crop of it
 frame, at the models' threshold. A face turning to a profile, looking down, half hidden behind a
 hand, blurred by motion or sitting in the dark out of focus scores under the threshold while it is
 still there, and the tracker's hold covers it only for ``hold`` seconds. :class:`KnownFaces` looks
-for such a face where it was, at a lower bar, for a few seconds after its last proper find.
+for such a face where it was, at a lower bar, for a few seconds after its last proper find, and
+keeps it there while its pixels stay as they were when it was last found.
 """
 
 from __future__ import annotations

@@ -38,7 +38,9 @@ backfill covers the frames before it was kept. Clutter that keeps its score on a
 kept too: that is the cost (see ``plan._WEAK``).
 
 A face found that is lost on a later frame is looked for where it was at a lower bar for a
-while (``detect/known.py``): a sure one (found at 0.75) at 0.3 for 2 s, any other at 0.4 for 1 s.
+while (``detect/known.py``): a sure one (found at 0.75) at 0.3 for 2 s, any other at 0.4 for 1 s;
+and kept there, with no model call, while its pixels stay as they were when it was last found
+(up to 10 s).
 
 Change inside the head of a face found on the frame before does not count: that face is
 looked at again on every frame in its own crop, and no other face can appear inside a
