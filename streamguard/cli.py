@@ -148,7 +148,7 @@ def _run_one(args: argparse.Namespace, config: Config, stop: threading.Event) ->
     if is_image(src):
         result = anonymize_image(src, out, config, overwrite=args.overwrite, report=args.report)
         if not args.quiet:
-            print(f"{result.output}: {result.faces} face(s) covered", file=sys.stderr)
+            print(f"{result.output}: {result.summary()}", file=sys.stderr)
         return
     progress = ProgressBar(sys.stderr.isatty() and not args.quiet, src.name)
     try:

@@ -120,6 +120,26 @@ def test_photo_detection_runs_with_quiet_native_pools_and_gives_them_back(workdi
         cv2.setNumThreads(before)
 
 
+def test_the_command_says_how_many_covered_regions_are_sure_faces(workdir, capsys):
+    # A photo's plan covers every find, however unsure; "107 face(s) covered" for a photo of three
+    # people misled. The two pasted faces are sure finds; any others are counted apart.
+    import re
+
+    from streamguard.api import ImageResult
+    from streamguard.cli import main
+
+    image, _ = _photo()
+    src = workdir / "photo.png"
+    Image.fromarray(image).save(src)
+    assert main([str(src), "-o", str(workdir / "out.png")]) == 0
+    said = capsys.readouterr().err.strip().splitlines()[-1]
+    assert re.fullmatch(r".*out\.png: (2 face\(s\) covered|\d+ region\(s\) covered: 2 sure face\(s\) and "
+                        r"\d+ less certain find\(s\))", said), said
+    assert ImageResult(workdir, 7, 10, 10, sure=3).summary() == (
+        "7 region(s) covered: 3 sure face(s) and 4 less certain find(s)")
+    assert ImageResult(workdir, 2, 10, 10, sure=2).summary() == "2 face(s) covered"
+
+
 def test_photo_report_lists_its_covered_faces(workdir, capsys):
     """``--report`` on a photo writes the covered regions (it used to be dropped silently)."""
     import json

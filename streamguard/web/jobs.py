@@ -121,6 +121,8 @@ class Job:
     fps: float | None = None
     eta: float | None = None
     faces: int | None = None
+    #: Of ``faces``, the sure ones (``ImageResult.sure``).
+    sure: int | None = None
     width: int | None = None
     height: int | None = None
     duration: float | None = None
@@ -201,6 +203,7 @@ class Job:
             "eta": round(self.eta, 1) if self.eta is not None and self.state is State.RUNNING else None,
             "queue_position": queue_position,
             "faces": self.faces,
+            "sure": self.sure,
             "width": self.width,
             "height": self.height,
             "duration": self.duration,

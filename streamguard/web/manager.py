@@ -359,7 +359,8 @@ class JobManager:
                 )
             else:
                 result = anonymize_image(job.input, job.output, job.config)
-                job.faces, job.width, job.height = result.faces, result.width, result.height
+                job.faces, job.sure = result.faces, result.sure
+                job.width, job.height = result.width, result.height
         except Cancelled:
             state = State.CANCELLED
         except StreamguardError as e:

@@ -165,8 +165,10 @@ function render(card, job) {
       stats = `Done: ${job.frames_done} frames in ${fmtTime(job.seconds || 0)}`;
       if (job.seconds) stats += ` (${(job.frames_done / job.seconds).toFixed(1)} fps)`;
     } else {
-      const n = job.faces || 0;
+      const n = job.faces || 0, sure = job.sure ?? n;
       stats = `Done: ${n} ${n === 1 ? "face" : "faces"} covered`;
+      // Every find is covered, however unsure: say how many of them the models were sure of.
+      if (sure !== n) stats = `Done: ${n} ${n === 1 ? "region" : "regions"} covered (${sure} sure ${sure === 1 ? "face" : "faces"}, ${n - sure} less certain)`;
     }
     if (job.downloaded) stats += ` · downloaded; deleted from the server in ${Math.round(CONFIG.keep_downloaded)} s`;
     setState(card, s, stats);
