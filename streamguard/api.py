@@ -21,6 +21,7 @@ from .detect import (
     TiledDetector,
     create_detector,
 )
+from .detect.known import SURE_SCORE
 from .errors import InputError
 from .gaps import GapStage
 from .images import IMAGE_SUFFIXES, load_image, output_format, save_image
@@ -57,10 +58,6 @@ class VideoResult:
     damaged_frames: int = 0
 
 
-#: A photo's region whose find scored this or more is counted as a sure face (``ImageResult.sure``).
-SURE_FACE = 0.75
-
-
 @dataclass(frozen=True, slots=True)
 class ImageResult:
     output: Path
@@ -68,8 +65,8 @@ class ImageResult:
     faces: int
     width: int
     height: int
-    #: Of them, finds the models were sure of (``SURE_FACE``); a photo of three people can have
-    #: dozens of less certain finds covered beside them (see docs/recall.md).
+    #: Of them, finds the models were sure of (``known.SURE_SCORE``, as video's sure faces); a
+    #: photo of three people can have dozens of less certain finds covered beside them.
     sure: int = 0
 
     def summary(self) -> str:
@@ -247,7 +244,7 @@ def anonymize_image(
         report_writer.add(frame)
         report_writer.close(success=True)
     return ImageResult(output=written, faces=len(frame.regions), width=frame.width, height=frame.height,
-                       sure=sum(r.score >= SURE_FACE and r.source == "detection" for r in frame.regions))
+                       sure=sum(r.score >= SURE_SCORE and r.source == "detection" for r in frame.regions))
 
 
 def anonymize_file(

@@ -113,9 +113,10 @@ MIRROR = True
 #: tiles lost what only the mirror finds (docs/recall.md: a sitcom's 72-80 px woman, a boy of
 #: 35-39 px); and the four views taking turns on unchanged pixels lost dark 40 px faces that the
 #: plain view found now and then on compression noise. It costs a model call a tile at most
-#: every second (``rescan``), only where nothing moves; on every other such run only, the 8 s
-#: still scenes of ``benchmarks/softparts.py`` had 6016 of 6400 frames covered against 6044, for
-#: no time measured on fixed cameras. Finds at the threshold only, as mirrored ones.
+#: every second (``rescan``), only where nothing moves (given on every other such run only, it
+#: covered 6016 of the 6400 frames of ``benchmarks/softparts.py``'s 8 s still scenes against
+#: 6044, and no difference in time showed on fixed cameras). Finds at the threshold only, as
+#: mirrored ones.
 SHARPEN = True
 
 #: A weak find (``Preset.weak``) is kept once found on this many frames in a row.
