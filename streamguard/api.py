@@ -149,7 +149,8 @@ def anonymize_video(
     stop: threading.Event | None = None,
     report: str | os.PathLike[str] | None = None,
 ) -> VideoResult:
-    """Anonymize every face in a video file; audio and subtitles are copied unchanged.
+    """Anonymize every face in a video file; audio is copied unchanged (subtitles too, with
+    ``config.encode.keep_metadata``).
 
     The output appears under its final name only when complete. ``progress`` is
     called with the number of frames written; ``on_start`` with the input's facts

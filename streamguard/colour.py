@@ -18,6 +18,7 @@ from __future__ import annotations
 import av
 import cv2
 import numpy as np
+from av.video.reformatter import Colorspace
 
 from .types import Frame
 
@@ -34,11 +35,16 @@ def _plain_420(fmt: str, width: int, height: int) -> bool:
 
 def to_frame(frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray | None]:
     """The decoded ``frame`` as H x W x 3 uint8 RGB, and its 4:2:0 planes (I420 layout,
-    ``H * 3 / 2`` x ``W``) when it is plain 8-bit limited-range 4:2:0, else None."""
+    ``H * 3 / 2`` x ``W``) when it is plain 8-bit limited-range 4:2:0, else None.
+
+    RGB is always BT.601's, whatever matrix the video was made with: the encoder's way back
+    (OpenCV's, or libswscale's default) is BT.601's too, so the values written mean what the
+    input's meant under its own matrix, and the output carries the input's tags (``sinks``).
+    The detector sees a BT.709 picture's colours a little off, which it does not mind."""
     if _plain_420(frame.format.name, frame.width, frame.height) and frame.color_range in _LIMITED:
         planes = frame.to_ndarray(format="yuv420p")
         return cv2.cvtColor(planes, cv2.COLOR_YUV2RGB_I420), planes
-    return frame.to_ndarray(format="rgb24"), None
+    return frame.to_ndarray(format="rgb24", src_colorspace=Colorspace.ITU601), None
 
 
 def from_rgb(image: np.ndarray, pix_fmt: str) -> av.VideoFrame:

@@ -35,6 +35,12 @@ _FORMATS = {
 }
 #: Refuse pictures above this many pixels (a decompression bomb guard; 400 Mpx).
 MAX_IMAGE_PIXELS = 400_000_000
+# Pillow's own guard warns from 89 Mpx, which load_image makes an error: a 100 Mpx camera's
+# photos and stitched panoramas are pictures, not bombs. Ours decides.
+Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+#: Formats whose several frames are an animation, not pages: writing only the first would be a
+#: broken result. (A multi-page TIFF's pages are documents; its first is written.)
+_ANIMATED = frozenset({"GIF", "WEBP", "PNG"})
 
 
 @dataclass(slots=True)
@@ -69,10 +75,10 @@ def load_image(path: str | os.PathLike[str]) -> LoadedImage:
                 if im.width * im.height > MAX_IMAGE_PIXELS:
                     raise InputError(f"{p}: image is {im.width}x{im.height}, too large")
                 frames = getattr(im, "n_frames", 1)
-                if frames > 1 and im.format == "GIF":
-                    # Its frames are the content: writing only the first would be a broken result.
+                if frames > 1 and im.format in _ANIMATED:
                     raise InputError(
-                        f"{p}: animated GIF ({frames} frames) is not supported; convert it to a video first"
+                        f"{p}: animated {im.format} ({frames} frames) is not supported; "
+                        "convert it to a video first"
                     )
                 icc = im.info.get("icc_profile")
                 im.load()

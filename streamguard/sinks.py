@@ -99,7 +99,7 @@ class AtomicPath:
 
 
 class _Passthrough:
-    """Audio and subtitle packets of the input, read by a second demuxer.
+    """Audio and (with ``keep_metadata``) subtitle packets of the input, read by a second demuxer.
 
     Reading them apart from the video keeps the frame pipeline free of packets
     and lets the muxer interleave by time: packets up to the latest encoded
@@ -113,8 +113,12 @@ class _Passthrough:
         self._container = open_input(input_path)
         self._map: dict[int, av.stream.Stream] = {}
         supported = output.supported_codecs
+        dropped = 0
         for s in self._container.streams:
             if s.type not in ("audio", "subtitle"):
+                continue
+            if s.type == "subtitle" and not keep_metadata:
+                dropped += 1
                 continue
             if s.codec_context.name not in supported:
                 if s.type == "audio":
@@ -141,6 +145,11 @@ class _Passthrough:
                     out.metadata[key] = value
             out.disposition = s.disposition
             self._map[s.index] = out
+        if dropped:
+            # Drones and dashcams write where they are, second by second, into a subtitle track,
+            # and any subtitle can name who speaks: metadata, kept only when asked for.
+            log.warning("%s: %d subtitle stream(s) not copied (they can hold places and names; "
+                        "--keep-metadata copies them)", input_path, dropped)
         self._packets: Iterator[av.Packet] | None = (
             self._container.demux([self._container.streams[i] for i in self._map]) if self._map else None
         )
@@ -244,6 +253,15 @@ class VideoFileSink:
         s.time_base = info.time_base
         s.codec_context.time_base = info.time_base
         s.codec_context.options = options
+        # The input's colour tags: the values written mean what its values meant (``colour``),
+        # in limited range whatever the input's (full-range pictures are converted, not copied).
+        cc = s.codec_context
+        tags = info.colour
+        cc.color_primaries, cc.color_trc, cc.colorspace = tags.primaries, tags.transfer, tags.matrix
+        cc.color_range = 1  # MPEG
+        if info.sample_aspect is not None:
+            # Non-square pixels (anamorphic DV, PAL 16:9) keep their shape, or the picture squashes.
+            cc.sample_aspect_ratio = info.sample_aspect
         if cfg.threads:
             s.codec_context.thread_count = cfg.threads
         return s

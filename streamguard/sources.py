@@ -16,12 +16,23 @@ from .colour import to_frame
 from .errors import InputError, existing_file
 from .types import Frame
 
-__all__ = ["VideoInfo", "VideoFileSource", "probe_video", "open_input"]
+__all__ = ["ColourTags", "VideoInfo", "VideoFileSource", "probe_video", "open_input"]
 
 log = logging.getLogger(__name__)
 
 #: Refuse frames larger than this before decoding one (8K is 33 Mpx).
 MAX_PIXELS = 8192 * 8192
+
+
+@dataclass(frozen=True, slots=True)
+class ColourTags:
+    """What the input says its YUV values mean (libav's numbers; 2 is "unspecified"). The output's
+    values mean the same (``colour``), so it is tagged alike: untagged, a BT.709 phone clip's red
+    reads (251, 27, 27) in one player and (232, 5, 29) in another."""
+
+    primaries: int = 2
+    transfer: int = 2
+    matrix: int = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +46,9 @@ class VideoInfo:
     duration: float | None
     codec: str
     audio_streams: int
+    colour: ColourTags = ColourTags()
+    #: Width of a stored pixel against its height when not square (anamorphic DV, PAL 16:9).
+    sample_aspect: Fraction | None = None
 
 
 def _why(e: BaseException) -> str:
@@ -87,6 +101,7 @@ def _info(
     elif container.duration:
         duration = container.duration / av.time_base
     frames = stream.frames or (round(duration * fps) if duration else None)
+    sar = cc.sample_aspect_ratio or stream.sample_aspect_ratio
     return VideoInfo(
         path=path,
         width=cc.width,
@@ -97,7 +112,21 @@ def _info(
         duration=duration,
         codec=cc.name,
         audio_streams=len(container.streams.audio),
+        colour=ColourTags(cc.color_primaries, cc.color_trc, cc.colorspace),
+        sample_aspect=Fraction(sar) if sar and sar > 0 and sar != 1 else None,
     )
+
+
+def _track_seconds(stream: av.video.stream.VideoStream) -> float | None:
+    """How long the video track says it is: the DURATION tag Matroska muxers write per track (not
+    the container's duration, which an audio track may make longer, nor a duration libav
+    estimated from the bit rate, as it does for MPEG-TS), else None."""
+    tag = stream.metadata.get("DURATION")
+    try:
+        h, m, sec = str(tag).split(":")
+        return int(h) * 3600 + int(m) * 60 + float(sec)
+    except ValueError:
+        return None
 
 
 def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
@@ -149,9 +178,11 @@ class VideoFileSource:
         by_dts = stamped_by_dts(self._container, self._stream)
         first_dts: int | None = None
         delay: int | None = None
+        first_pts: int | None = None
         last_pts: int | None = None
         warned = False  # of a frame stamped out of order: once a file
         index = 0
+        packets = 0  # read, the ones an edit list leaves out of the picture included
         try:
             if self.seek_pts is not None:
                 self._container.seek(self.seek_pts, backward=True, any_frame=False, stream=self._stream)
@@ -161,6 +192,8 @@ class VideoFileSource:
                     raise InputError(f"{self.path}: file is truncated or damaged: incomplete video packet")
                 if first_dts is None:
                     first_dts = packet.dts
+                if packet.size or packet.dts is not None:  # not the demuxer's closing empty packet
+                    packets += 1
                 for vf in packet.decode():
                     pts = vf.pts
                     if by_dts:
@@ -182,6 +215,7 @@ class VideoFileSource:
                                         float(pts * tb), float(last_pts * tb))
                         pts = last_pts + 1
                     last_pts = pts
+                    first_pts = pts if first_pts is None else first_pts
                     damaged = bool(vf.is_corrupt)
                     if damaged:
                         self.damaged_frames += 1
@@ -208,13 +242,35 @@ class VideoFileSource:
             raise InputError(f"{self.path}: cannot decode video{where}: {_why(e)}") from e
         if index == 0:
             raise InputError(f"{self.path}: video stream has no frames")
+        if self.seek_pts is None:
+            self._check_whole(index, packets, first_pts, last_pts)
+
+    def _check_whole(self, frames: int, packets: int, first_pts: int | None, last_pts: int | None) -> None:
+        """Raise if the file ended before its own header says it does: libav stops quietly at a
+        cut-off mdat or Matroska cluster, and a cut-off file must not pass for the whole video."""
         declared = self._stream.frames
-        # One frame of slack: AVI indexes count empty "drop frame" chunks the demuxer skips. A file
-        # cut inside its last packet is caught above (the demuxer flags the short packet).
-        if declared and self.seek_pts is None and index < declared * 0.98 - 1:
-            # libav stops quietly at a cut-off mdat; the index said how much there should be.
+        if declared:
+            # The index's count, against the packets read and the frames decoded: a trimmed clip's
+            # edit list hides the frames before its cut (decoded, not shown), so only both
+            # falling short is a cut-off file. One frame of slack: AVI indexes count empty
+            # "drop frame" chunks the demuxer skips. A file cut inside its last packet is caught
+            # above (the demuxer flags the short packet).
+            if frames < declared * 0.98 - 1 and packets < declared * 0.98 - 1:
+                raise InputError(
+                    f"{self.path}: file is truncated or damaged: decoded {frames} of {declared} frames"
+                )
+            return
+        # No count (Matroska, WebM): the track's own duration, where its muxer wrote one.
+        expected = _track_seconds(self._stream)
+        if not expected or first_pts is None or last_pts is None:
+            return
+        tb, fps = self.info.time_base, self.info.fps or Fraction(30)
+        end = float(last_pts * tb + 1 / fps)
+        slack = max(2 / float(fps), 0.02 * expected)
+        # Whether the duration counts from the first frame or from zero, a whole file reaches it.
+        if end < expected - slack and end - float(first_pts * tb) < expected - slack:
             raise InputError(
-                f"{self.path}: file is truncated or damaged: decoded {index} of {declared} frames"
+                f"{self.path}: file is truncated or damaged: video ends at {end:.2f} s of {expected:.2f} s"
             )
 
     def close(self) -> None:

@@ -412,6 +412,12 @@ def make_animated_gif(path: Path) -> Made:
     return Made(path)
 
 
+def make_animated_webp(path: Path) -> Made:
+    frames = [Image.fromarray(face_picture(160, 120, i)[0]) for i in range(5)]
+    frames[0].save(path, "WEBP", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    return Made(path)
+
+
 def make_still_gif(path: Path) -> Made:
     rgb, box = _photo()
     Image.fromarray(rgb).save(path)
@@ -458,4 +464,5 @@ CASES: list[Case] = [
     Case("photo.webp", "ok", make_webp),
     Case("still.gif", "ok", make_still_gif),
     Case("animated.gif", 3, make_animated_gif, error="animated"),
+    Case("animated.webp", 3, make_animated_webp, error="animated WEBP"),
 ]

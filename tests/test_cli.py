@@ -67,6 +67,19 @@ def test_bad_input(capsys, workdir, face_clip, name, make, expected):
     assert leftovers == [], f"output left behind: {leftovers}"
 
 
+def test_a_cut_off_matroska_file_is_refused(capsys, workdir, vfr_clip):
+    # Matroska has no frame index: libav stops quietly at the cut, and only the track's
+    # DURATION tag says there should be more.
+    path = workdir / "half.mkv"
+    data = vfr_clip[0].read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    code, err = run_main(capsys, str(path))
+    assert code == 3, err
+    _assert_one_line_error(err, path)
+    assert "truncated" in err and "video ends at" in err
+    assert [p.name for p in workdir.iterdir()] == ["half.mkv"]
+
+
 def test_existing_output_refused_without_overwrite(capsys, workdir, face_clip):
     out = workdir / "out.mp4"
     out.write_bytes(b"keep me")

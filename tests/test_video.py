@@ -153,34 +153,15 @@ def test_sample_media_is_bundled():
 
 
 @pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg CLI needed to make a subtitled file")
-def test_subtitles_copied_where_the_container_allows(face_clip, workdir, detector):
+def test_subtitles_dropped_unless_asked_then_copied_where_the_container_allows(face_clip, workdir, detector):
+    # A drone's or dashcam's subtitle track says where it was, second by second.
     src, _ = face_clip
     srt = workdir / "subs.srt"
-    srt.write_text("1\n00:00:00,100 --> 00:00:00,900\nHello there\n\n2\n00:00:01,000 --> 00:00:01,400\nBye\n")
+    srt.write_text("1\n00:00:00,100 --> 00:00:00,900\nGPS (2.2950, 48.8577, 19)\n\n"
+                   "2\n00:00:01,000 --> 00:00:01,400\nGPS (2.2951, 48.8577, 19)\n")
     subbed = workdir / "subbed.mkv"
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-v",
-            "error",
-            "-i",
-            str(src),
-            "-i",
-            str(srt),
-            "-map",
-            "0",
-            "-map",
-            "1",
-            "-c",
-            "copy",
-            "-c:s",
-            "srt",
-            str(subbed),
-        ],
-        check=True,
-    )
-    out = workdir / "out.mkv"
-    anonymize_video(subbed, out, detector=detector)
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(src), "-i", str(srt), "-map", "0", "-map", "1",
+                    "-c", "copy", "-c:s", "srt", str(subbed)], check=True)
 
     def subtitle_packets(path: Path) -> list[tuple[float, bytes]]:
         with av.open(str(path)) as c:
@@ -190,9 +171,16 @@ def test_subtitles_copied_where_the_container_allows(face_clip, workdir, detecto
                 if p.dts is not None
             ]
 
-    assert len(subtitle_packets(subbed)) == 2
-    assert subtitle_packets(out) == subtitle_packets(subbed)
+    out = workdir / "out.mkv"
+    anonymize_video(subbed, out, detector=detector)
+    with av.open(str(out)) as c:
+        assert len(c.streams.subtitles) == 0
     assert audio_packets(out) == audio_packets(subbed)
+    kept = workdir / "kept.mkv"
+    anonymize_video(subbed, kept, Config(encode=EncodeConfig(keep_metadata=True)), detector=detector)
+    assert len(subtitle_packets(subbed)) == 2
+    assert subtitle_packets(kept) == subtitle_packets(subbed)
+    assert audio_packets(kept) == audio_packets(subbed)
 
 
 def test_a_repeated_timestamp_is_nudged_not_fatal(workdir, detector):
@@ -217,3 +205,44 @@ def test_a_repeated_timestamp_is_nudged_not_fatal(workdir, detector):
     assert np.allclose(video_pts(dst), [0.0, 0.1, 0.2, 0.201, 0.3, 0.4]), video_pts(dst)
     for i, (ref, res) in enumerate(zip(decode_rgb(src), decode_rgb(dst), strict=True)):
         assert_destroyed(ref, res, pictures[i][1], f"frame {i}")
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg CLI needed to trim a file")
+def test_a_clip_trimmed_between_keyframes_is_processed_whole(face_clip, workdir, detector):
+    # A trim without re-encoding (an editor's, or ffmpeg -ss -c copy) keeps the keyframe before
+    # the cut and an edit list hiding the frames up to it: the index counts them, nobody sees them.
+    src, _ = face_clip
+    trimmed = workdir / "trimmed.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-ss", "0.6", "-i", str(src), "-c", "copy", str(trimmed)],
+                   check=True)
+    shown = video_pts(trimmed)
+    with av.open(str(trimmed)) as c:
+        assert len(shown) < c.streams.video[0].frames * 0.98 - 1  # the index counts hidden frames
+    out = workdir / "out.mp4"
+    anonymize_video(trimmed, out, detector=detector)
+    assert video_pts(out) == pytest.approx(shown, abs=1e-6)
+    assert audio_packets(out) == audio_packets(trimmed)
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg CLI needed to tag a file")
+def test_colour_tags_and_pixel_shape_kept(face_clip, workdir, detector):
+    # A phone's BT.709 clip, and PAL 16:9 stored in 4:3 pixels' worth of width: untagged, the
+    # colours shift in players that assume BT.601 and the picture squashes to 4:3.
+    src, _ = face_clip
+    tagged = workdir / "tagged.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(src), "-vf", "setsar=64/45", "-c:v", "libx264",
+                    "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709",
+                    "-c:a", "copy", str(tagged)], check=True)
+    out = workdir / "out.mp4"
+    anonymize_video(tagged, out, detector=detector)
+
+    def tags(path: Path) -> tuple[object, ...]:
+        with av.open(str(path)) as c:
+            cc = c.streams.video[0].codec_context
+            return cc.color_primaries, cc.color_trc, cc.colorspace, cc.sample_aspect_ratio
+
+    assert tags(tagged) == (1, 1, 1, Fraction(64, 45))
+    assert tags(out) == tags(tagged)
+    # And the values mean the same: the picture far from the faces decodes to the same colours.
+    a, b = decode_rgb(tagged)[5], decode_rgb(out)[5]
+    assert np.abs(a[:40, :40].astype(int) - b[:40, :40]).mean() < 3

@@ -1,7 +1,7 @@
 """Joining a video's chunks: their packets stream-copied into one file, no re-encode.
 
-The input's audio and subtitles are copied once, packet for packet, as a single pass does, and
-only the dts of each chunk's first packets are rewritten so that they keep increasing across the
+The input's audio (and subtitles, when kept) are copied once, packet for packet, as a single pass
+does, and only the dts of each chunk's first packets are rewritten so that they keep increasing across the
 joins (see :func:`join_chunks`).
 """
 
