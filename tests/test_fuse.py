@@ -10,14 +10,6 @@ def _d(cx: float, cy: float, side: float, score: float) -> tuple[Detection, bool
     return Detection(Box.from_center(cx, cy, side, side), score), False
 
 
-def test_a_coarse_levels_weaker_blown_up_copy_of_a_small_face_is_dropped() -> None:
-    # A classroom's 25 px face, found at its own level at 0.82 and by a coarse level, which
-    # sees it at a few pixels, as a 58 px box at 0.69 (benchmarks/real.py's classroom clip).
-    out = fuse([_d(311, 167, 25, 0.82), _d(300, 175, 58, 0.69)])
-    assert len(out) == 1
-    assert out[0].box.height < 30 and out[0].score == 0.82
-
-
 def test_a_smaller_weaker_box_inside_a_face_is_joined_to_it() -> None:
     # The big face is the sure find: a weaker find on part of it widens the box, never narrows it.
     big = Box.from_center(300, 300, 120, 120)
