@@ -207,6 +207,7 @@ class VideoFileSink:
         self._closed = False
         self._result: Path | None = None
         self.frames = 0
+        self._started = False  # a packet muxed: the container's header is written
         try:
             self._container = av.open(str(self._target.tmp), mode="w")
             # Video first, then the copied streams in input order, as players expect.
@@ -277,6 +278,7 @@ class VideoFileSink:
             vf.time_base = frame.time_base
             self._mux(self._stream.encode(vf))
         except av.error.FFmpegError as e:
+            self._refused_header(e)
             raise OutputError(f"{self.path}: cannot encode frame {frame.index}: {_why(e)}") from e
         except OSError as e:
             raise OutputError(f"{self.path}: cannot write: {_why(e)}") from e
@@ -287,6 +289,20 @@ class VideoFileSink:
             if self._passthrough is not None and p.dts is not None and p.time_base is not None:
                 self._passthrough.mux_until(self._container, float(p.dts * p.time_base))
             self._container.mux(p)
+            self._started = True
+
+    def _refused_header(self, e: av.error.FFmpegError) -> None:
+        """Raise a clear error if the muxer refused to start the file (libav writes the header
+        with the first packet, frames after the first): the container cannot hold these streams
+        together, which "cannot encode frame 11: invalid argument" would not say."""
+        if self._started:
+            return
+        held = ", ".join(f"{s.codec_context.name} {s.type}" for s in self._container.streams
+                         if s is not self._stream)
+        raise OutputError(
+            f"{self.path}: a {self.path.suffix or 'suffix-less'} file cannot hold its video "
+            f"{'with ' + held if held else 'as encoded'} ({_why(e)}); choose a .mkv output"
+        ) from e
 
     def _finish(self) -> None:
         if self.frames == 0:
@@ -295,7 +311,10 @@ class VideoFileSink:
             self._mux(self._stream.encode(None))
             if self._passthrough is not None:
                 self._passthrough.mux_until(self._container, None)
-        except (av.error.FFmpegError, OSError) as e:
+        except av.error.FFmpegError as e:
+            self._refused_header(e)
+            raise OutputError(f"{self.path}: cannot finish output: {_why(e)}") from e
+        except OSError as e:
             raise OutputError(f"{self.path}: cannot finish output: {_why(e)}") from e
 
     def _release(self) -> str | None:

@@ -15,6 +15,7 @@ import pytest
 from streamguard.cli import main
 
 from .conftest import file_hash
+from .corpus import _video
 
 
 def run_main(capsys, *argv: str) -> tuple[int, str]:
@@ -78,6 +79,17 @@ def test_a_cut_off_matroska_file_is_refused(capsys, workdir, vfr_clip):
     _assert_one_line_error(err, path)
     assert "truncated" in err and "video ends at" in err
     assert [p.name for p in workdir.iterdir()] == ["half.mkv"]
+
+
+def test_an_output_container_that_cannot_hold_the_audio_says_so(capsys, workdir):
+    # Opus audio in a .mov: libav refuses the header only once the first packets come out.
+    src = _video(codec="libvpx-vp9", audio=("libopus",))(workdir / "talk.webm").path
+    out = workdir / "talk.mov"
+    code, err = run_main(capsys, str(src), "-o", str(out), "--detection", "fast")
+    assert code == 4, err
+    _assert_one_line_error(err, out)
+    assert "cannot hold its video with opus audio" in err and ".mkv" in err
+    assert [p.name for p in workdir.iterdir()] == ["talk.webm"]
 
 
 def test_existing_output_refused_without_overwrite(capsys, workdir, face_clip):
