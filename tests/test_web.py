@@ -25,7 +25,7 @@ import pytest
 from PIL import Image
 
 from streamguard import Config, DetectConfig, synth
-from streamguard.web.jobs import clean_name
+from streamguard.web.jobs import Job, clean_name
 from streamguard.web.limits import Limits, claim_size, format_size, parse_size
 from streamguard.web.server import Running, serve_in_background
 
@@ -154,7 +154,17 @@ def _job_dirs(running: Running) -> list[str]:
     return sorted(p.name for p in running.manager.root.iterdir())
 
 
-def test_image_and_video_end_to_end(serve, photo, face_clip, tmp_path):
+def test_image_and_video_end_to_end(serve, photo, face_clip, tmp_path, monkeypatch):
+    # The 45-frame clip can finish between two polls of the event stream on a quick machine
+    # (CI once saw no running state with a rate): pace the writer as a slower machine would,
+    # so the page is sure to see progress, fps and ETA while the job runs.
+    paced = Job.on_progress
+
+    def on_progress(self: Job, done: int) -> None:
+        time.sleep(0.04)
+        paced(self, done)
+
+    monkeypatch.setattr(Job, "on_progress", on_progress)
     srv = serve(keep_downloaded=2.0)
     c = Client(srv.url)
     root = srv.manager.root
