@@ -131,6 +131,22 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Running]]:
         assert not root.exists(), "shutdown must delete every upload and result"
 
 
+@pytest.fixture
+def paced(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Videos written at most 25 frames a second, as on a slower machine.
+
+    Tests that watch a job while it runs (progress, rate, cancel, abandon) would otherwise
+    race a quick machine: CI once finished the 45-frame clip between two polls of the page.
+    """
+    unpaced = Job.on_progress
+
+    def on_progress(self: Job, done: int) -> None:
+        time.sleep(0.04)
+        unpaced(self, done)
+
+    monkeypatch.setattr(Job, "on_progress", on_progress)
+
+
 @pytest.fixture(scope="module")
 def photo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray, list]:
     image, boxes = _photo()
@@ -154,17 +170,7 @@ def _job_dirs(running: Running) -> list[str]:
     return sorted(p.name for p in running.manager.root.iterdir())
 
 
-def test_image_and_video_end_to_end(serve, photo, face_clip, tmp_path, monkeypatch):
-    # The 45-frame clip can finish between two polls of the event stream on a quick machine
-    # (CI once saw no running state with a rate): pace the writer as a slower machine would,
-    # so the page is sure to see progress, fps and ETA while the job runs.
-    paced = Job.on_progress
-
-    def on_progress(self: Job, done: int) -> None:
-        time.sleep(0.04)
-        paced(self, done)
-
-    monkeypatch.setattr(Job, "on_progress", on_progress)
+def test_image_and_video_end_to_end(serve, paced, photo, face_clip, tmp_path):
     srv = serve(keep_downloaded=2.0)
     c = Client(srv.url)
     root = srv.manager.root
@@ -411,7 +417,7 @@ def test_host_is_checked_on_every_address(serve):
         assert c.request("GET", "/api/config", headers={"Host": f"{name}:{c.port}"})[0] == expected, name
 
 
-def test_cancel_running_and_queued_jobs(serve, long_clip, face_clip):
+def test_cancel_running_and_queued_jobs(serve, paced, long_clip, face_clip):
     srv = serve()
     c = Client(srv.url)
     status, first = c.upload(long_clip, "long.mp4")
@@ -440,7 +446,7 @@ def test_cancel_running_and_queued_jobs(serve, long_clip, face_clip):
     assert _job_dirs(srv) == []
 
 
-def test_abandoned_jobs_are_stopped_and_deleted(serve, long_clip, photo):
+def test_abandoned_jobs_are_stopped_and_deleted(serve, paced, long_clip, photo):
     # keep=1: a job no page asks about for a second is cancelled and its files deleted.
     srv = serve(keep=1.0)
     c = Client(srv.url)
