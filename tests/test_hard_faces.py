@@ -10,11 +10,13 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from matplotlib import cbook
 from PIL import Image
 
 from streamguard import anonymize_image, anonymize_video, synth
 from streamguard.detect import TiledDetector, known, recheck, sweep
-from streamguard.detect.plan import PRESETS
+from streamguard.detect.plan import PRESETS, View
+from streamguard.detect.still import StillDetector
 from streamguard.types import Box
 
 from .pixels import decode_rgb, face_similarity
@@ -54,11 +56,8 @@ def test_faces_lying_sideways_and_upside_down_are_covered_in_video(tmp_path: Pat
     assert _exposed(original, anonymized, gt) == []
 
 
-def test_back_rows_of_tiny_faces_in_a_photo_are_covered(tmp_path: Path) -> None:
-    # A group photo's back rows: faces of 12-23 px in a 1400 px picture. The photo plan looks for
-    # faces from 8 px whatever the picture's size (the video plan's 20 px, grown with the frame,
-    # leaves 14 of these 40 faces, all under 17 px, unfound; in a 2000 px picture all under 17 px
-    # and one of 19 px). The photo plan's cost follows the picture's area: 1400 px keeps it down.
+def _back_rows() -> tuple[np.ndarray, list[Box]]:
+    """A 1400 px group photo's back rows: 40 faces of 12-23 px."""
     sprites = synth.load_faces()
     image = synth.background(1400, 933, seed=11)
     faces = []
@@ -68,6 +67,15 @@ def test_back_rows_of_tiny_faces_in_a_photo_are_covered(tmp_path: Path) -> None:
             width = height * sprite.face.width / sprite.face.height
             faces.append(synth.paste_face(image, sprite, Box.from_center(120 + k * 165, 120 + row * 170,
                                                                          width, height)))
+    return image, faces
+
+
+def test_back_rows_of_tiny_faces_in_a_photo_are_covered(tmp_path: Path) -> None:
+    # A group photo's back rows: faces of 12-23 px in a 1400 px picture. The photo plan looks for
+    # faces from 8 px whatever the picture's size (the video plan's 20 px, grown with the frame,
+    # leaves 14 of these 40 faces, all under 17 px, unfound; in a 2000 px picture all under 17 px
+    # and one of 19 px). The photo plan's cost follows the picture's area: 1400 px keeps it down.
+    image, faces = _back_rows()
     src, out = tmp_path / "group.png", tmp_path / "out.png"
     Image.fromarray(image).save(src)
     anonymize_image(src, out)
@@ -77,6 +85,28 @@ def test_back_rows_of_tiny_faces_in_a_photo_are_covered(tmp_path: Path) -> None:
         # Under 20 px a blurred face keeps ~0.5 correlation with the original in what little detail
         # is left, so the test is on the detail itself: under a tenth of it may survive.
         assert energy < 0.1, f"{face.height:.0f} px face at {face.center}: detail energy {energy:.2f}"
+
+
+def test_the_closer_photo_views_run_among_small_faces_not_on_a_portrait(monkeypatch) -> None:
+    # The upscaled views for 6-24 px faces call hair and fabric faces on a portrait and blurred
+    # Grace Hopper's whole photo; they run when the other views found a crowd of small sure faces.
+    ran: list[View] = []
+    finds = StillDetector.view_finds
+
+    def spy(self: StillDetector, image: np.ndarray, view: View) -> list:
+        ran.append(view)
+        return finds(self, image, view)
+
+    monkeypatch.setattr(StillDetector, "view_finds", spy)
+    closer = [v for v in PRESETS["balanced"].still.views if v.max_face is not None]
+    assert closer, "the balanced photo plan has closer views"
+    with TiledDetector("balanced") as det:
+        with Image.open(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)) as im:
+            portrait = StillDetector(det).detect(np.asarray(im.convert("RGB")))
+        assert portrait and not [v for v in ran if v.max_face is not None], "no closer look at a portrait"
+        ran.clear()
+        StillDetector(det).detect(_back_rows()[0])
+    assert [v for v in ran if v.max_face is not None] == closer, "a crowd of small faces gets the closer look"
 
 
 def _half_hidden_face() -> tuple[np.ndarray, Box]:
