@@ -22,7 +22,7 @@ from .detect import (
     create_detector,
 )
 from .detect.known import SURE_SCORE
-from .errors import InputError
+from .errors import OutputError
 from .gaps import GapStage
 from .images import IMAGE_SUFFIXES, load_image, output_format, save_image
 from .pipeline import Pipeline, RunStats
@@ -134,7 +134,8 @@ def _check_distinct(input_path: Path, output: Path) -> None:
     except OSError:
         same = False
     if same or input_path.resolve() == output.resolve():
-        raise InputError(f"{input_path}: output would overwrite the input; choose another -o")
+        # An output problem (exit 4), even with --overwrite: the input is never touched.
+        raise OutputError(f"{input_path}: output would overwrite the input; choose another -o")
 
 
 def anonymize_video(

@@ -101,6 +101,19 @@ def test_existing_output_refused_without_overwrite(capsys, workdir, face_clip):
     assert "already exists" in err and out.read_bytes() == b"keep me"
 
 
+def test_output_that_is_the_input_refused_even_with_overwrite(capsys, copy_of, face_clip):
+    src = copy_of(face_clip[0], "clip.mp4")
+    before = src.read_bytes()
+    for extra in ((), ("--overwrite",)):
+        # The same file by another spelling of its path.
+        code, err = run_main(capsys, str(src), "-o", str(src.parent / "." / "clip.mp4"), *extra)
+        assert code == 4, err
+        _assert_one_line_error(err, src)
+        assert "would overwrite the input" in err
+    assert src.read_bytes() == before
+    assert [p.name for p in src.parent.iterdir()] == ["clip.mp4"]
+
+
 def test_output_folder_missing(capsys, workdir, face_clip):
     out = workdir / "nope" / "out.mp4"
     code, err = run_main(capsys, str(face_clip[0]), "-o", str(out))
