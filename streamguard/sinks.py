@@ -99,7 +99,8 @@ class AtomicPath:
 
 
 class _Passthrough:
-    """Audio and (with ``keep_metadata``) subtitle packets of the input, read by a second demuxer.
+    """Audio and (with ``keep_metadata``) subtitle packets of the input, read by a second demuxer,
+    and its chapter marks.
 
     Reading them apart from the video keeps the frame pipeline free of packets
     and lets the muxer interleave by time: packets up to the latest encoded
@@ -150,10 +151,28 @@ class _Passthrough:
             # and any subtitle can name who speaks: metadata, kept only when asked for.
             log.warning("%s: %d subtitle stream(s) not copied (they can hold places and names; "
                         "--keep-metadata copies them)", input_path, dropped)
+        self._copy_chapters(output, keep_metadata)
         self._packets: Iterator[av.Packet] | None = (
             self._container.demux([self._container.streams[i] for i in self._map]) if self._map else None
         )
         self._pending: av.Packet | None = None
+
+    def _copy_chapters(self, output: av.container.OutputContainer, keep_metadata: bool) -> None:
+        """The input's chapter marks; their titles only with ``keep_metadata``."""
+        chapters = self._container.chapters()
+        if not chapters:
+            return
+        titled = sum(1 for c in chapters if c["metadata"])
+        if not keep_metadata:
+            # Marks say where a recording's parts begin; titles can say who and where.
+            chapters = [{**c, "metadata": {}} for c in chapters]
+            if titled:
+                log.warning("%s: %d chapter title(s) not copied, only where chapters begin (titles can "
+                            "name people and places; --keep-metadata copies them)", self._path, titled)
+        try:
+            output.set_chapters(chapters)
+        except (ValueError, TypeError, av.error.FFmpegError) as e:
+            log.warning("%s: %d chapter(s) not copied: %s", self._path, len(chapters), e)
 
     def mux_until(self, output: av.container.OutputContainer, seconds: float | None) -> None:
         """Write passthrough packets up to ``seconds`` (all that remain if None)."""

@@ -183,6 +183,34 @@ def test_subtitles_dropped_unless_asked_then_copied_where_the_container_allows(f
     assert audio_packets(kept) == audio_packets(subbed)
 
 
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg CLI needed to make a chaptered file")
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
+def test_chapter_marks_kept_their_titles_only_when_asked(face_clip, workdir, detector, suffix):
+    src, _ = face_clip
+    meta = workdir / "chapters.txt"
+    meta.write_text(";FFMETADATA1\n[CHAPTER]\nTIMEBASE=1/1000\nSTART=0\nEND=700\ntitle=At Jane Doe's house\n"
+                    "[CHAPTER]\nTIMEBASE=1/1000\nSTART=700\nEND=1500\ntitle=Interview\n")
+    chaptered = workdir / "chaptered.mkv"
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(src), "-i", str(meta), "-map", "0",
+                    "-map_chapters", "1", "-c", "copy", str(chaptered)], check=True)
+
+    def chapters(path: Path) -> list[tuple[float, str | None]]:
+        # Where each begins (an MP4's last chapter ends where its longest track does).
+        with av.open(str(path)) as c:
+            return [(round(float(ch["start"] * ch["time_base"]), 3), ch["metadata"].get("title"))
+                    for ch in c.chapters()]
+
+    assert chapters(chaptered) == [(0.0, "At Jane Doe's house"), (0.7, "Interview")]
+    out = workdir / f"out{suffix}"
+    anonymize_video(chaptered, out, detector=detector)
+    assert [start for start, _ in chapters(out)] == [0.0, 0.7]
+    assert not any(title for _, title in chapters(out)), "titles are metadata"
+    kept = workdir / f"kept{suffix}"
+    anonymize_video(chaptered, kept, Config(encode=EncodeConfig(keep_metadata=True)), detector=detector)
+    assert chapters(kept) == chapters(chaptered)
+    assert audio_packets(out) == audio_packets(chaptered)
+
+
 def test_a_repeated_timestamp_is_nudged_not_fatal(workdir, detector):
     # A muxer that stamped two frames alike: the encoder takes only increasing stamps, so the
     # second is timed one tick later; every other frame keeps its time, every face is covered.
