@@ -18,7 +18,7 @@ import av.error
 from .colour import from_frame
 from .config import EncodeConfig
 from .errors import InputError, OutputError, UnprotectedFrameError
-from .sources import VideoInfo, _why, open_input
+from .sources import VideoInfo, _video_stream, _why, open_input
 from .types import Frame
 
 __all__ = ["AtomicPath", "VideoFileSink", "MemorySink", "UnprotectedFrameError", "require_protected"]
@@ -98,6 +98,13 @@ class AtomicPath:
                 pass
 
 
+def _track_kind(s: av.stream.Stream) -> str:
+    if s.type == "video":
+        return "cover picture" if s.disposition & av.stream.Disposition.attached_pic else "a second video"
+    kinds = {"data": "data (timecode, camera metadata)", "attachment": "attachments (fonts)"}
+    return kinds.get(s.type, s.type)
+
+
 class _Passthrough:
     """Audio and (with ``keep_metadata``) subtitle packets of the input, read by a second demuxer,
     and its chapter marks.
@@ -115,8 +122,12 @@ class _Passthrough:
         self._map: dict[int, av.stream.Stream] = {}
         supported = output.supported_codecs
         dropped = 0
+        main = _video_stream(self._container, input_path).index
+        others: list[str] = []
         for s in self._container.streams:
             if s.type not in ("audio", "subtitle"):
+                if s.index != main:
+                    others.append(_track_kind(s))
                 continue
             if s.type == "subtitle" and not keep_metadata:
                 dropped += 1
@@ -151,6 +162,10 @@ class _Passthrough:
             # and any subtitle can name who speaks: metadata, kept only when asked for.
             log.warning("%s: %d subtitle stream(s) not copied (they can hold places and names; "
                         "--keep-metadata copies them)", input_path, dropped)
+        if others:
+            # Not anonymized, so not written; said, as a user may expect them (a phone's timecode).
+            log.warning("%s: %d other track(s) not copied: %s", input_path, len(others),
+                        ", ".join(sorted(set(others))))
         self._copy_chapters(output, keep_metadata)
         self._packets: Iterator[av.Packet] | None = (
             self._container.demux([self._container.streams[i] for i in self._map]) if self._map else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 import subprocess
 from fractions import Fraction
@@ -209,6 +210,22 @@ def test_chapter_marks_kept_their_titles_only_when_asked(face_clip, workdir, det
     anonymize_video(chaptered, kept, Config(encode=EncodeConfig(keep_metadata=True)), detector=detector)
     assert chapters(kept) == chapters(chaptered)
     assert audio_packets(out) == audio_packets(chaptered)
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg CLI needed to make a two-camera file")
+def test_a_second_video_track_is_not_written_and_that_is_said(face_clip, workdir, detector, caplog):
+    src, gt = face_clip
+    two = workdir / "two.mkv"
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(src), "-i", str(src), "-map", "0", "-map", "1:v",
+                    "-c", "copy", str(two)], check=True)
+    out = workdir / "out.mkv"
+    with caplog.at_level(logging.WARNING, logger="streamguard"):
+        anonymize_video(two, out, detector=detector)
+    with av.open(str(out)) as c:
+        assert [s.type for s in c.streams] == ["video", "audio"]
+    assert len(decode_rgb(out)) == len(gt.frames)
+    assert audio_packets(out) == audio_packets(two)
+    assert "1 other track(s) not copied: a second video" in caplog.text
 
 
 def test_a_repeated_timestamp_is_nudged_not_fatal(workdir, detector):
