@@ -252,10 +252,12 @@ class VideoFileSource:
         if declared:
             # The index's count, against the packets read and the frames decoded: a trimmed clip's
             # edit list hides the frames before its cut (decoded, not shown), so only both
-            # falling short is a cut-off file. One frame of slack: AVI indexes count empty
-            # "drop frame" chunks the demuxer skips. A file cut inside its last packet is caught
-            # above (the demuxer flags the short packet).
-            if frames < declared * 0.98 - 1 and packets < declared * 0.98 - 1:
+            # falling short is a cut-off file. Four frames of slack: AVI indexes count empty
+            # "drop frame" chunks the demuxer skips, one per frame of an Xvid encoder's B-frame
+            # delay (3 in a 51-frame camcorder clip, whatever its length). A file cut inside its
+            # last packet is caught above (the demuxer flags the short packet).
+            short = declared - max(0.02 * declared, 4)
+            if frames < short and packets < short:
                 raise InputError(
                     f"{self.path}: file is truncated or damaged: decoded {frames} of {declared} frames"
                 )
