@@ -8,6 +8,7 @@ colours.
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .errors import InputError, OutputError, existing_file
 
 __all__ = ["IMAGE_SUFFIXES", "LoadedImage", "load_image", "save_image"]
+
+log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
 
@@ -49,6 +52,12 @@ class LoadedImage:
     alpha: np.ndarray | None  # H x W uint8, kept as it was
     icc_profile: bytes | None
     frames: int
+    grey: bool = False  # written back as greyscale, not as three equal channels
+
+
+#: Greyscale modes, and those of them with more than 8 bits a sample.
+_GREY = frozenset({"1", "L", "LA", "I;16", "I;16B", "I;16L", "I"})
+_DEEP = frozenset({"I;16", "I;16B", "I;16L", "I"})
 
 
 def _to_8bit_rgb(im: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
@@ -84,13 +93,16 @@ def load_image(path: str | os.PathLike[str]) -> LoadedImage:
                 im.load()
                 upright = ImageOps.exif_transpose(im)
                 rgb, alpha = _to_8bit_rgb(upright)
+                grey = upright.mode in _GREY
+                if upright.mode in _DEEP:
+                    log.warning("%s: a 16-bit picture; the result is written with 8 bits a sample", p)
     except InputError:
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise InputError(f"{p}: not a readable image: {e}") from e
     except (OSError, ValueError, SyntaxError) as e:
         raise InputError(f"{p}: cannot decode image: {e}") from e
-    return LoadedImage(rgb=rgb, alpha=alpha, icc_profile=icc, frames=frames)
+    return LoadedImage(rgb=rgb, alpha=alpha, icc_profile=icc, frames=frames, grey=grey)
 
 
 def output_format(path: Path) -> str:
@@ -104,6 +116,9 @@ def save_image(image: LoadedImage, rgb: np.ndarray, path: str | os.PathLike[str]
     """Write ``rgb`` (with the original alpha) as ``fmt``, without EXIF, GPS or thumbnails."""
     p = Path(path)
     im = Image.fromarray(rgb, "RGB")
+    if image.grey and fmt != "WEBP":
+        # WebP holds colour only; elsewhere a grey photo stays a third of the size.
+        im = im.convert("L")
     if image.alpha is not None and fmt in ("PNG", "WEBP", "TIFF"):
         im.putalpha(Image.fromarray(image.alpha, "L"))
     options: dict[str, object] = {}

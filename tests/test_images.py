@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -81,6 +83,29 @@ def test_png_alpha_kept(workdir, detector):
     out = np.asarray(Image.open(result.output))
     assert out.shape[2] == 4 and (out[..., 3] == alpha).all()
     assert_destroyed(image, out[..., :3], boxes[0])
+
+
+@pytest.mark.parametrize(("name", "bits"), [("grey.jpg", 8), ("grey16.png", 16), ("grey_alpha.png", 8)])
+def test_a_grey_photo_stays_grey(workdir, detector, caplog, monkeypatch, name, bits):
+    image, boxes = _photo()
+    grey = np.asarray(Image.fromarray(image).convert("L"))
+    src = workdir / name
+    if bits == 16:
+        Image.fromarray(grey.astype(np.uint16) * 257).save(src)
+    elif name.endswith(".png"):
+        Image.fromarray(np.dstack([grey, np.full_like(grey, 255)]), "LA").save(src)
+    else:
+        Image.fromarray(grey).save(src, quality=95)
+    original = np.asarray(Image.open(src).convert("L")) if bits == 8 else grey
+    monkeypatch.setattr(logging.getLogger("streamguard"), "propagate", True)  # past the CLI's logging
+    with caplog.at_level(logging.WARNING, logger="streamguard"):
+        result = anonymize_image(src, detector=detector)
+    out = Image.open(result.output)
+    assert out.mode == ("LA" if "alpha" in name else "L"), "one channel, not three equal ones"
+    pixels = np.asarray(out.convert("L"))
+    for box in boxes:
+        assert_destroyed(np.dstack([original] * 3), np.dstack([pixels] * 3), box, name)
+    assert ("written with 8 bits" in caplog.text) == (bits == 16)
 
 
 def test_icc_profile_kept(workdir, detector):
