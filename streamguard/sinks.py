@@ -132,13 +132,9 @@ class _Passthrough:
             if s.type == "subtitle" and not keep_metadata:
                 dropped += 1
                 continue
-            if s.codec_context.name not in supported:
-                if s.type == "audio":
-                    # Dropping sound silently would be a broken output; say what would work.
-                    raise OutputError(
-                        f"{label}: a {output.format.name} file cannot hold the input's "
-                        f"{s.codec_context.name} audio; choose a .mkv output"
-                    )
+            # Some muxers list none of what they hold (MPEG-TS: not even H.264 or AAC), so audio
+            # is tried whatever the list says: a muxer that refuses it does so at the header.
+            if s.type == "subtitle" and s.codec_context.name not in supported:
                 log.warning(
                     "%s: %s subtitles cannot be stored in this container; not copied",
                     input_path,
@@ -148,6 +144,12 @@ class _Passthrough:
             try:
                 out = output.add_stream_from_template(s)
             except (ValueError, av.error.FFmpegError) as e:
+                if s.type == "audio":
+                    # Dropping sound silently would be a broken output; say what would work.
+                    raise OutputError(
+                        f"{label}: a {output.format.name} file cannot hold the input's "
+                        f"{s.codec_context.name} audio ({_why(e)}); choose a .mkv output"
+                    ) from e
                 # e.g. a subtitle codec the output container cannot hold.
                 log.warning("%s: stream %d (%s) not copied: %s", input_path, s.index, s.type, _why(e))
                 continue

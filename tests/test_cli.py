@@ -10,12 +10,14 @@ import sys
 import time
 from pathlib import Path
 
+import av
 import pytest
 
 from streamguard.cli import main
 
 from .conftest import file_hash
 from .corpus import _video
+from .pixels import decode_rgb
 
 
 def run_main(capsys, *argv: str) -> tuple[int, str]:
@@ -90,6 +92,23 @@ def test_an_output_container_that_cannot_hold_the_audio_says_so(capsys, workdir)
     _assert_one_line_error(err, out)
     assert "cannot hold its video with opus audio" in err and ".mkv" in err
     assert [p.name for p in workdir.iterdir()] == ["talk.webm"]
+
+
+def test_aac_audio_goes_into_mpeg_ts_and_is_refused_by_webm(capsys, copy_of, face_clip):
+    # MPEG-TS lists no codecs to libav's question yet holds H.264 and AAC; WebM truly cannot.
+    src = copy_of(face_clip[0], "clip.mp4")
+    ts = src.parent / "clip.ts"
+    code, err = run_main(capsys, str(src), "-o", str(ts), "--detection", "fast", "-q")
+    assert code == 0, err
+    assert len(decode_rgb(ts)) == len(face_clip[1].frames)
+    with av.open(str(ts)) as c:
+        assert [s.codec_context.name for s in c.streams] == ["h264", "aac"]
+    webm = src.parent / "clip.webm"
+    code, err = run_main(capsys, str(src), "-o", str(webm), "--detection", "fast")
+    assert code == 4, err
+    _assert_one_line_error(err, webm)
+    assert "cannot hold the input's aac audio" in err and ".mkv" in err
+    assert sorted(p.name for p in src.parent.iterdir()) == ["clip.mp4", "clip.ts"]
 
 
 def test_existing_output_refused_without_overwrite(capsys, workdir, face_clip):
