@@ -153,6 +153,11 @@ class _Passthrough:
                 # e.g. a subtitle codec the output container cannot hold.
                 log.warning("%s: stream %d (%s) not copied: %s", input_path, s.index, s.type, _why(e))
                 continue
+            name = s.codec_context.name
+            if output.format.name == "mp4" and (name.startswith("pcm_") or name == "vorbis"):
+                # Copied as asked, but MP4's PCM ('ipcm') and Vorbis are newer than most players.
+                log.warning("%s: %s audio in an .mp4 plays in few players; .mov or .mkv holds it "
+                            "everywhere", label, name)
             out.metadata.clear()
             for key, value in s.metadata.items():
                 if keep_metadata or key in _SAFE_STREAM_TAGS:

@@ -17,7 +17,7 @@ from streamguard.cli import main
 
 from .conftest import file_hash
 from .corpus import _video
-from .pixels import decode_rgb
+from .pixels import audio_packets, decode_rgb
 
 
 def run_main(capsys, *argv: str) -> tuple[int, str]:
@@ -109,6 +109,15 @@ def test_aac_audio_goes_into_mpeg_ts_and_is_refused_by_webm(capsys, copy_of, fac
     _assert_one_line_error(err, webm)
     assert "cannot hold the input's aac audio" in err and ".mkv" in err
     assert sorted(p.name for p in src.parent.iterdir()) == ["clip.mp4", "clip.ts"]
+
+
+def test_pcm_audio_copied_into_mp4_with_a_word_about_players(capsys, workdir):
+    src = _video(audio=("pcm_s16le",))(workdir / "camera.mov").path
+    out = workdir / "camera.mp4"
+    code, err = run_main(capsys, str(src), "-o", str(out), "--detection", "fast")
+    assert code == 0, err
+    assert "pcm_s16le audio in an .mp4 plays in few players" in err
+    assert audio_packets(out) == audio_packets(src)
 
 
 def test_existing_output_refused_without_overwrite(capsys, workdir, face_clip):
