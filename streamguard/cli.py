@@ -111,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--preset", default=DEFAULTS.encode.preset, help="x264 speed preset (default veryfast)")
     v.add_argument(
         "--keep-metadata", action="store_true",
-        help="keep container metadata (GPS, device, dates) and subtitle streams"
+        help="keep container metadata (GPS, device, dates), chapter titles and subtitle streams"
     )
     v.add_argument("--report", type=Path, metavar="PATH.json", help="write what was covered in every frame")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")

@@ -116,7 +116,8 @@ class EncodeConfig:
     crf: int = 20
     #: x264 preset; "veryfast" keeps encoding from dominating the run time.
     preset: str = "veryfast"
-    #: Keep container/stream metadata (GPS, device, dates). Off by default: it can identify people.
+    #: Keep container/stream metadata (GPS, device, dates), chapter titles and subtitles. Off by
+    #: default: they can identify people and places.
     keep_metadata: bool = False
     #: Encoder and decoder threads each; 0 lets libav choose (1.5 per core). Two: the detector, not
     #: the codecs, sets the pace (x264 veryfast does 1080p at ~60 fps on two threads, streamguard
