@@ -40,13 +40,26 @@ __all__ = [
     "anonymize_image",
     "anonymize_file",
     "default_output",
+    "output_suffix",
     "build_stages",
     "is_image",
 ]
 
 log = logging.getLogger(__name__)
 
-VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi"})
+#: Video files looked for in folders and taken by the web page (any file named on the command
+#: line is tried): phones, cameras, camcorders (AVCHD .mts), dashcams (.ts), older tools.
+VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".mts", ".m2ts", ".ts",
+                            ".3gp", ".flv", ".mpg", ".mpeg"})
+#: Containers that cannot keep a re-encoded video's frame times (MPEG program streams; see
+#: ``sinks``): their results are Matroska, which holds their MPEG audio, AC-3 and PCM. (A .wmv,
+#: ASF, is refused as an output and needs one named: its WMA audio fits only an .avi.)
+_REWRAPPED = {".mpg": ".mkv", ".mpeg": ".mkv", ".vob": ".mkv"}
+
+
+def output_suffix(suffix: str) -> str:
+    """The suffix of the result of an input with ``suffix``: its own, but for ``_REWRAPPED``."""
+    return _REWRAPPED.get(suffix.lower(), suffix)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,9 +95,9 @@ def is_image(path: str | os.PathLike[str]) -> bool:
 
 
 def default_output(path: str | os.PathLike[str]) -> Path:
-    """``<stem>.anonymized.<ext>`` beside the input."""
+    """``<stem>.anonymized.<ext>`` beside the input (``.mkv`` for an ``.mpg``)."""
     p = Path(path)
-    return p.with_name(f"{p.stem}.anonymized{p.suffix}")
+    return p.with_name(f"{p.stem}.anonymized{output_suffix(p.suffix)}")
 
 
 def build_stages(

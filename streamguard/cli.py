@@ -58,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         type=Path,
         metavar="INPUT",
-        help="video (mp4, mov, mkv, webm, avi), image (jpg, png, webp), or a folder of them",
+        help="video (mp4, mov, mkv, webm, avi, mts, ts, mpg, ...), image (jpg, png, webp, ...), "
+        "or a folder of them",
     )
     p.add_argument(
         "-o",

@@ -98,6 +98,11 @@ class AtomicPath:
                 pass
 
 
+#: Muxers that lose frame times of re-encoded video: MPEG program streams (.mpg, .vob) write
+#: H.264 frames without them, ASF (.wmv) shifts them by a frame (``api.output_suffix``).
+_NO_FRAME_TIMES = frozenset({"mpeg", "vob", "dvd", "svcd", "vcd", "mpeg1system", "asf", "asf_stream"})
+
+
 def _track_kind(s: av.stream.Stream) -> str:
     if s.type == "video":
         return "cover picture" if s.disposition & av.stream.Disposition.attached_pic else "a second video"
@@ -146,9 +151,10 @@ class _Passthrough:
             except (ValueError, av.error.FFmpegError) as e:
                 if s.type == "audio":
                     # Dropping sound silently would be a broken output; say what would work.
+                    other = ".avi" if label.suffix.lower() == ".mkv" else ".mkv"  # WMA: AVI
                     raise OutputError(
                         f"{label}: a {output.format.name} file cannot hold the input's "
-                        f"{s.codec_context.name} audio ({_why(e)}); choose a .mkv output"
+                        f"{s.codec_context.name} audio ({_why(e)}); choose a {other} output"
                     ) from e
                 # e.g. a subtitle codec the output container cannot hold.
                 log.warning("%s: stream %d (%s) not copied: %s", input_path, s.index, s.type, _why(e))
@@ -284,6 +290,11 @@ class VideoFileSink:
             # AVI's own codec: MPEG-4 Part 2 at a quality scale mapped from the CRF.
             codec = "mpeg4"
             options = {"qscale": str(max(1, min(31, round(cfg.crf / 6))))}
+        elif self._container.format.name in _NO_FRAME_TIMES:
+            raise OutputError(
+                f"{self.path}: a {self.path.suffix} file cannot keep every frame's time; "
+                "choose a .mkv or .mp4 output"
+            )
         else:
             codec = "libx264"
             options = {"crf": str(cfg.crf), "preset": cfg.preset}

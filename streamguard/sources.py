@@ -148,6 +148,15 @@ def stamped_by_dts(container: av.container.InputContainer, stream: av.video.stre
     return container.format.name == "avi" and bool(stream.codec_context.has_b_frames)
 
 
+def short_of(declared: int, count: int) -> bool:
+    """Whether ``count`` frames (or packets) fall short of the ``declared`` number: a cut-off file.
+
+    Four frames of slack: AVI indexes count empty "drop frame" chunks the demuxer skips, one per
+    frame of an Xvid encoder's B-frame delay (3 in a 51-frame camcorder clip, whatever its length).
+    """
+    return count < declared - max(0.02 * declared, 4)
+
+
 class VideoFileSource:
     """Decodes a video file to RGB frames, in presentation order, with their timestamps."""
 
@@ -252,12 +261,9 @@ class VideoFileSource:
         if declared:
             # The index's count, against the packets read and the frames decoded: a trimmed clip's
             # edit list hides the frames before its cut (decoded, not shown), so only both
-            # falling short is a cut-off file. Four frames of slack: AVI indexes count empty
-            # "drop frame" chunks the demuxer skips, one per frame of an Xvid encoder's B-frame
-            # delay (3 in a 51-frame camcorder clip, whatever its length). A file cut inside its
-            # last packet is caught above (the demuxer flags the short packet).
-            short = declared - max(0.02 * declared, 4)
-            if frames < short and packets < short:
+            # falling short is a cut-off file. A file cut inside its last packet is caught
+            # above (the demuxer flags the short packet).
+            if short_of(declared, frames) and short_of(declared, packets):
                 raise InputError(
                     f"{self.path}: file is truncated or damaged: decoded {frames} of {declared} frames"
                 )

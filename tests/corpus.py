@@ -77,7 +77,8 @@ def _rot_box(box: Box, k: int, w: int, h: int) -> Box:
 
 # --------------------------------------------------------------------------- video
 
-_AUDIO_FRAME = {"aac": 1024, "libopus": 960, "mp3": 1152, "libmp3lame": 1152, "ac3": 1536}
+_AUDIO_FRAME = {"aac": 1024, "libopus": 960, "mp3": 1152, "libmp3lame": 1152, "ac3": 1536, "mp2": 1152,
+                "wmav2": 2048}
 
 
 def _add_audio(out: av.container.OutputContainer, codec: str) -> av.audio.stream.AudioStream:
@@ -85,6 +86,8 @@ def _add_audio(out: av.container.OutputContainer, codec: str) -> av.audio.stream
     s = out.add_stream(codec, rate=rate, layout="stereo")
     if codec.startswith("pcm"):
         s.format = "s16"
+    if codec.startswith("wma"):
+        s.bit_rate = 128_000  # WMA takes no default rate
     return s
 
 
@@ -455,6 +458,13 @@ CASES: list[Case] = [
     Case("mjpeg.avi", "ok", _video(codec="mjpeg", pix_fmt="yuvj420p", audio=("pcm_s16le",))),
     Case("h264_bframes.avi", "ok", make_bframes_avi),
     Case("mjpeg.mkv", "ok", _video(codec="mjpeg", pix_fmt="yuvj420p", audio=("ac3",))),
+    # Dashcams, camcorders (AVCHD), old phones and older tools: kept in their own containers.
+    Case("dashcam.ts", "ok", _video()),
+    Case("camcorder.mts", "ok", _video(audio=("ac3",), fps=25)),
+    Case("phone.3gp", "ok", _video()),
+    # MPEG program streams lose re-encoded frames' times: written as .mkv, the default output.
+    Case("old.mpg", "ok", _video(codec="mpeg2video", audio=("mp2",), fps=25), out_suffix=".mkv"),
+    Case("web.flv", "ok", _video(fps=25)),
     # images
     Case("exif_gps_thumb.jpg", "ok", make_exif_jpeg),
     Case("alpha.png", "ok", make_png_alpha),

@@ -201,3 +201,14 @@ def test_avi_with_b_frames_is_not_cut(tmp_path):
     assert plan_chunks(make_bframes_avi(tmp_path / "b.avi").path, Config(), chunks=2) is None
     plan = plan_chunks(write_video(tmp_path / "b.mkv", frames=15).path, Config(), chunks=2)
     assert plan is not None and len(plan.chunks) == 2
+
+
+def test_mpeg_program_stream_is_not_cut_and_comes_back_whole_as_mkv(capsys, tmp_path):
+    # An .mpg's decoded frames came out of a chunk's planned range: it runs as one piece.
+    src = write_video(tmp_path / "old.mpg", codec="mpeg2video", audio=("mp2",), fps=25, frames=50).path
+    assert plan_chunks(src, Config(), chunks=2) is None
+    code = main([str(src), "--jobs", "2", "--chunk-seconds", "0.5", "--detection", "fast", "-q"])
+    assert code == 0, capsys.readouterr().err
+    out = tmp_path / "old.anonymized.mkv"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old.anonymized.mkv", "old.mpg"]
+    assert video_pts(out) == video_pts(src)

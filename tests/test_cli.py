@@ -120,6 +120,22 @@ def test_pcm_audio_copied_into_mp4_with_a_word_about_players(capsys, workdir):
     assert audio_packets(out) == audio_packets(src)
 
 
+def test_a_wmv_output_is_refused_and_the_wma_audio_goes_into_an_avi(capsys, workdir):
+    # ASF shifts re-encoded frames' times by a frame; its WMA audio fits neither .mkv nor .mp4.
+    src = _video(codec="wmv2", audio=("wmav2",), fps=25)(workdir / "old.wmv").path
+    code, err = run_main(capsys, str(src), "--detection", "fast")
+    assert code == 4, err
+    _assert_one_line_error(err, workdir / "old.anonymized.wmv")
+    assert "cannot keep every frame's time" in err
+    code, err = run_main(capsys, str(src), "-o", str(workdir / "old.mkv"), "--detection", "fast")
+    assert code == 4 and "cannot hold the input's wmav2 audio" in err and "choose a .avi output" in err, err
+    assert [p.name for p in workdir.iterdir()] == ["old.wmv"]
+    code, err = run_main(capsys, str(src), "-o", str(workdir / "old.avi"), "--detection", "fast", "-q")
+    assert code == 0, err
+    assert [(n, data) for n, _, data in audio_packets(workdir / "old.avi")] == [
+        (n, data) for n, _, data in audio_packets(src)]
+
+
 def test_existing_output_refused_without_overwrite(capsys, workdir, face_clip):
     out = workdir / "out.mp4"
     out.write_bytes(b"keep me")

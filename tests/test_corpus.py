@@ -83,7 +83,13 @@ def _check_processed(made: Made, out: Path) -> None:
         assert np.allclose(video_pts(out), want, atol=1e-3), video_pts(out)
     else:
         assert video_pts(out) == _input_pts(made), "frame count or timestamps changed"
-    assert audio_packets(out) == audio_packets(src), "audio not copied packet for packet"
+    if out.suffix == src.suffix:
+        assert audio_packets(out) == audio_packets(src), "audio not copied packet for packet"
+    else:
+        # Another container: the same packets, their times to its precision (Matroska: 1 ms).
+        got, want = audio_packets(out), audio_packets(src)
+        assert [(n, data) for n, _, data in got] == [(n, data) for n, _, data in want]
+        assert np.allclose([t for _, t, _ in got], [t for _, t, _ in want], atol=1e-3)
     with av.open(str(src)) as ci, av.open(str(out)) as co:
         assert len(co.streams.audio) == len(ci.streams.audio)
         # Exactly the one (anonymized) picture stream: no cover art or thumbnail copied raw.

@@ -321,6 +321,21 @@ def test_names_are_only_displayed():
     assert parse_size("2G") == 2 * 1024**3 and parse_size("500M") == 500 * MiB and parse_size("1024") == 1024
 
 
+def test_every_accepted_file_is_served_with_its_type_and_an_mpg_comes_back_as_mkv(tmp_path):
+    from streamguard.api import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+    from streamguard.web.app import _MEDIA_TYPES
+    from streamguard.web.jobs import kind_of
+
+    # A result download looks its type up by suffix: one missing (.gif was) is a server error.
+    assert set(VIDEO_SUFFIXES | IMAGE_SUFFIXES) <= set(_MEDIA_TYPES)
+    kind, suffix = kind_of("Holiday 1998.MPG")
+    job = Job(id="x", name="Holiday 1998.MPG", kind=kind, suffix=suffix, dir=tmp_path, config=FAST,
+              created=0.0, last_seen=0.0)
+    assert kind == "video" and job.output.name == "result.mkv"
+    assert job.result_name == "Holiday 1998.anonymized.mkv"
+    assert kind_of("dashcam.TS") == ("video", ".ts")
+
+
 def test_sizes_read_back_and_claims_round_up_to_a_step():
     assert format_size(parse_size("2G")) == "2 GiB" and format_size(1536) == "1.5 KiB"
     assert format_size(10) == "10 bytes"

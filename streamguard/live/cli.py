@@ -18,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..api import VIDEO_SUFFIXES
+from ..api import VIDEO_SUFFIXES, output_suffix
 from ..cli import EXIT_OK, signals_to_stop
 from ..config import Config
 from ..errors import StreamguardError, UsageError
@@ -168,7 +168,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="streamguard: %(message)s")
     if not (args.preview or args.virtual_cam or args.record):
         parser.error("nothing to show: give --preview, --virtual-cam and/or --record OUT.mp4")
-    if args.record is not None and args.record.suffix.lower() not in VIDEO_SUFFIXES:
+    if args.record is not None and (args.record.suffix.lower() not in VIDEO_SUFFIXES
+                                    or output_suffix(args.record.suffix) != args.record.suffix):
         parser.error(f"--record: {args.record}: use a video file name ({', '.join(sorted(VIDEO_SUFFIXES))})")
     if args.virtual_cam_device and not args.virtual_cam:
         parser.error("--virtual-cam-device needs --virtual-cam")

@@ -46,7 +46,16 @@ from ..detect import FaceDetector, create_detector
 from ..errors import InputError
 from ..pipeline import Pipeline, RunStats
 from ..sinks import VideoFileSink
-from ..sources import VideoFileSource, VideoInfo, _video_stream, _why, open_input, probe_video, stamped_by_dts
+from ..sources import (
+    VideoFileSource,
+    VideoInfo,
+    _video_stream,
+    _why,
+    open_input,
+    probe_video,
+    short_of,
+    stamped_by_dts,
+)
 from ..types import Frame, Stage
 
 __all__ = [
@@ -149,8 +158,10 @@ def _scan(path: Path) -> _Scan | None:
     keys: list[int] = []
     with open_input(path) as c:
         stream = _video_stream(c, path)
-        if stamped_by_dts(c, stream):
-            return None  # its packets' pts are not the frames' times (see stamped_by_dts)
+        if stamped_by_dts(c, stream) or c.format.name == "mpeg":
+            # Their packets' pts are not the frames' times (see stamped_by_dts); in an MPEG
+            # program stream (.mpg) the decoded frames' came out of a chunk's planned range.
+            return None
         try:
             for pkt in c.demux(stream):
                 if pkt.is_corrupt:
@@ -167,7 +178,7 @@ def _scan(path: Path) -> _Scan | None:
         declared = stream.frames
     if not pts:
         raise InputError(f"{path}: video stream has no frames")
-    if declared and len(pts) < declared * 0.98 - 1:
+    if declared and short_of(declared, len(pts)):
         raise InputError(f"{path}: file is truncated or damaged: {len(pts)} of {declared} frames present")
     pts.sort()
     keys.sort()

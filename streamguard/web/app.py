@@ -63,6 +63,14 @@ _MEDIA_TYPES = {
     ".mkv": "video/x-matroska",
     ".webm": "video/webm",
     ".avi": "video/x-msvideo",
+    ".mts": "video/mp2t",
+    ".m2ts": "video/mp2t",
+    ".ts": "video/mp2t",
+    ".3gp": "video/3gpp",
+    ".mpg": "video/mpeg",
+    ".mpeg": "video/mpeg",
+    ".wmv": "video/x-ms-wmv",
+    ".flv": "video/x-flv",
     ".jpg": "image/jpeg",
     ".jpeg": "image/jpeg",
     ".png": "image/png",
@@ -70,6 +78,7 @@ _MEDIA_TYPES = {
     ".bmp": "image/bmp",
     ".tif": "image/tiff",
     ".tiff": "image/tiff",
+    ".gif": "image/gif",
 }
 
 
@@ -196,7 +205,7 @@ def create_app(
         done = BackgroundTask(manager.mark_downloaded, [job]) if download else None
         return FileResponse(
             job.output,
-            media_type=_MEDIA_TYPES[job.suffix],
+            media_type=_MEDIA_TYPES[job.output.suffix],
             filename=job.result_name,
             content_disposition_type="attachment" if download else "inline",
             background=done,

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..api import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from ..api import IMAGE_SUFFIXES, VIDEO_SUFFIXES, output_suffix
 from ..config import Config
 from ..errors import JobError
 from ..sources import VideoInfo
@@ -139,12 +139,12 @@ class Job:
 
     @property
     def output(self) -> Path:
-        return self.dir / f"result{self.suffix}"
+        return self.dir / f"result{output_suffix(self.suffix)}"
 
     @property
     def result_name(self) -> str:
         stem = self.name[: -len(self.suffix)] if self.name.lower().endswith(self.suffix) else self.name
-        return f"{stem}.anonymized{self.suffix}"
+        return f"{stem}.anonymized{output_suffix(self.suffix)}"
 
     def bump(self) -> None:
         self.version = next(_versions)
