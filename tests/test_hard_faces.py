@@ -267,8 +267,7 @@ def test_a_face_by_the_frame_edge_is_not_chased_into_the_mirrored_border(balance
     where = Box(-60, 120, 40, 220)  # where it was last found: half its box past the edge
     model = BlazeFaceDetector(model="short", threshold=0.3)
     try:
-        ghosts = [d.box for d in recheck.centred_finds(model, image, where, 0.0, 0.3, (2.0,), fold=False)
-                  if d.box.x2 < 0]
+        ghosts = [d.box for d in recheck.centred_finds(model, image, where, 0.0, 0.3, (2.0,)) if d.box.x2 < 0]
     finally:
         model.close()
     assert ghosts, "control: the mirrored crop shows the face's reflection past the edge"

@@ -72,11 +72,10 @@ def second_look(d: Detection, seen: set[str], frame: tuple[int, int], still: boo
 
 
 def centred_finds(model: BlazeFaceDetector, image: np.ndarray, box: Box, roll: float, min_score: float,
-                  ks: tuple[float, ...], *, fold: bool = True) -> Iterator[Detection]:
+                  ks: tuple[float, ...]) -> Iterator[Detection]:
     """``model``'s finds (frame pixels) in crops of ``image`` centred on ``box``, the face at 1/k
     of each, turned by the quarter turn nearest ``roll``; crop by crop, so a caller may stop early.
-    Past the frame's edges the crops are mirrored: finds there are folded back in (:func:`fold_in`),
-    unless ``fold`` is False (then they are as the model found them, reflections included)."""
+    Past the frame's edges the crops are mirrored: finds there are folded back in (:func:`fold_in`)."""
     cx, cy = box.center
     h, w = image.shape[:2]
     turns = round(roll / 90) % 4
@@ -106,9 +105,7 @@ def centred_finds(model: BlazeFaceDetector, image: np.ndarray, box: Box, roll: f
         for d, _ in found:
             b = d.box.rotated(360 - 90 * turns, size, size)  # back into the crop as cut
             centre = cx + (b.center[0] - size / 2) / sc, cy + (b.center[1] - size / 2) / sc
-            found_box = Box.from_center(*centre, b.width / sc, b.height / sc)
-            if fold:
-                found_box = fold_in(found_box, w, h)
+            found_box = fold_in(Box.from_center(*centre, b.width / sc, b.height / sc), w, h)
             if not found_box.is_empty():
                 yield Detection(found_box, d.score, roll)
 
