@@ -153,7 +153,6 @@ class TrackStage(Stage):
             elif trk.hits <= _REFINE_HITS and trk.id in self._births:
                 self._births[trk.id].velocities.append(trk.velocity)
                 self._fill(trk.id, self._births[trk.id])
-                self._look_behind(trk, self._births[trk.id])
         for tid in [i for i in self._births if i not in young]:
             del self._births[tid]
 
@@ -187,19 +186,6 @@ class TrackStage(Stage):
             mine = ("backfill", track_id)
             others = tuple(r for r in held.frame.regions if (r.source, r.track_id) != mine)
             held.frame.regions = (*others, Region(box, "backfill", track_id, birth.score))
-
-    def _look_behind(self, trk: Track, birth: _Birth) -> None:
-        """A young face's box now also covers the frames since its birth: its first boxes are its
-        least sure. A face cut by the frame edge was first found with a box 0.4 face heights too
-        high (mirrored past the edge, the model sees half a face and its reflection), and the
-        next finds, a frame later, had it right."""
-        box = trk.box.grown(0.1)
-        for held in reversed(self._window):
-            if held.time < birth.time:
-                break
-            if held.shot != birth.shot or held.frame is self._window[-1].frame:
-                continue  # the current frame has the box already
-            held.frame.regions = (*held.frame.regions, Region(box, "backfill", trk.id, trk.score))
 
     def _bridge(self, trk: Track, t: float) -> None:
         """A coasting face found again: also cover the straight path between its two sightings

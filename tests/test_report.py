@@ -91,8 +91,7 @@ def test_report_of_tracked_frames(tmp_path: Path) -> None:
     w.close(success=True)
     data = json.loads((tmp_path / "r.json").read_text())
     sources = [[r["source"] for r in f["regions"]] for f in data["frames"]]
-    # lookahead 0.1 s at 30 fps: backfill reaches 3 frames before the first detection, and the
-    # second detection's box also covers the first's frame (a young face's first box is its least sure).
-    assert sources[:6] == [["backfill"]] * 3 + [["detection", "backfill"], ["detection"], ["prediction"]]
+    # lookahead 0.1 s at 30 fps: backfill reaches 3 frames before the first detection.
+    assert sources[:6] == [["backfill"]] * 3 + [["detection"], ["detection"], ["prediction"]]
     assert data["frames"][0]["time"] is None  # no pts: the report does not invent times
-    assert data["summary"]["detection"] == 2 and data["summary"]["backfill"] == 4
+    assert data["summary"]["detection"] == 2 and data["summary"]["backfill"] == 3

@@ -309,27 +309,6 @@ def test_backfill_covers_still_face_turning_to_camera() -> None:
         assert coverage(truth(f.index)[0], f.regions) == 1.0
 
 
-def test_a_young_face_s_later_boxes_also_cover_its_first_frames() -> None:
-    # A face cut by the frame edge was first found with its box 0.4 face heights too high; the
-    # next finds had it right. They cover the first frame too (files only: frames are held).
-    face = Box.from_xywh(W - 20, 100, FACE, FACE)  # half of it past the right edge
-    first = face.shifted(0, -0.4 * FACE)
-
-    def frames(config: TrackConfig) -> list[Frame]:
-        stage = TrackStage(config, fps=30.0)
-        out: list[Frame] = []
-        for i in range(8):
-            box = first if i == 0 else face
-            out += stage.process(Frame(texture(100), i, detections=(Detection(box.clipped(W, H), 0.9),),
-                                       detected=True))
-        return out + stage.flush()
-
-    held = frames(TrackConfig())
-    assert coverage(face, held[0].regions) >= 0.95, held[0].regions
-    live = frames(TrackConfig(lookahead=0))
-    assert coverage(face, live[0].regions) < 0.8, "control: the first box alone leaves the face's chin"
-
-
 def test_backfill_stops_at_scene_cut_and_at_window() -> None:
     truth = moving(150, 90, 0)
     frames = run(25, truth, seen=lambda i: i >= 12, shot=lambda i: int(i >= 6))
@@ -398,8 +377,7 @@ def test_detect_every_three_keeps_moving_face_covered() -> None:
         assert coverage(truth(f.index)[0], f.regions) >= 0.9, f.index
         sources = {r.source for r in f.regions}
         if f.index % 3 == 0:
-            # (a young face's next boxes also cover its first frames: backfill)
-            assert "detection" in sources and sources <= {"detection", "backfill"}, f.index
+            assert sources == {"detection"}, f.index
         else:
             assert "prediction" in sources and sources <= {"prediction", "backfill"}, f.index
 

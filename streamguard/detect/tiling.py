@@ -52,7 +52,7 @@ from .canvas import (
 )
 from .fuse import fuse
 from .plan import MODEL_INPUT, MODEL_MIN, PRESETS, Level, Preset, Tile, TileKey, View, positions
-from .recheck import centred_finds, fold_in, second_look
+from .recheck import centred_finds, second_look
 
 __all__ = ["TiledDetector"]
 
@@ -405,9 +405,7 @@ class TiledDetector:
         def best(face: tuple[Detection, float], k: int) -> Detection | None:
             f, min_score = face
             looks = centred_finds(self._model("short", k), image, f.box, f.roll, min_score, (2.0,))
-            # Compared in the frame, as the finds are (see recheck.fold_in).
-            where = fold_in(f.box, image.shape[1], image.shape[0])
-            hits = [d for d in looks if d.box.iou(where) > 0.25]
+            hits = [d for d in looks if d.box.iou(f.box) > 0.25]
             return max(hits, key=lambda d: d.score) if hits else None
 
         return self._spread(best, list(zip(faces, min_scores, strict=True)))
