@@ -177,6 +177,8 @@ class Track:
     #: Time and detector box of the sighting before the last one (equal to it at birth).
     prev_hit: float = 0.0
     prev_box: Box | None = None
+    #: The detector's box of the last sighting (``box`` is the smoothed cover).
+    found_box: Box | None = None
 
 
 class _Filter:
@@ -303,7 +305,7 @@ class _Filter:
         state = "coasting" if self.misses else state
         vx, vy = float(x[4, 0]), float(x[5, 0])
         return Track(self.id, box, state, self.hits, max(0.0, time - self.last_hit),
-                     self.score, matched, (vx, vy), self.prev_hit, self.prev_box)
+                     self.score, matched, (vx, vy), self.prev_hit, self.prev_box, self.det_box)
 
 
 class Tracker:

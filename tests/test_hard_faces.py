@@ -15,9 +15,10 @@ from PIL import Image
 
 from streamguard import anonymize_image, anonymize_video, synth
 from streamguard.detect import TiledDetector, known, recheck, sweep
+from streamguard.detect.base import BlazeFaceDetector
 from streamguard.detect.plan import PRESETS, View
 from streamguard.detect.still import StillDetector
-from streamguard.types import Box
+from streamguard.types import Box, Detection
 
 from .pixels import decode_rgb, face_similarity
 
@@ -253,6 +254,28 @@ def test_a_dark_out_of_focus_face_and_one_cut_by_the_frame_edge_are_covered_in_v
         # A face half out of the picture keeps some correlation in what little detail is left
         # (0.3-0.5 at frames where a quarter of it shows); the detail itself is gone.
         assert energy < 0.1 and corr < 0.6, f"frame {i}, cut face: energy {energy:.2f} corr {corr:.2f}"
+
+
+def test_a_face_by_the_frame_edge_is_not_chased_into_the_mirrored_border(balanced) -> None:
+    # Crops centred on a known face mirror the frame past its edge, so a face by the edge shows
+    # there too. Its reflection was taken for the face and looked for again further out, frame
+    # after frame, while the face itself stayed by the edge uncovered (a real clip, 79 px).
+    image = synth.background(640, 360, seed=3).copy()
+    sprite = synth.load_faces()[0]
+    width = 100 * sprite.face.width / sprite.face.height
+    face = synth.paste_face(image, sprite, Box.from_xywh(15, 120, width, 100))
+    where = Box(-60, 120, 40, 220)  # where it was last found: half its box past the edge
+    model = BlazeFaceDetector(model="short", threshold=0.3)
+    try:
+        ghosts = [d.box for d in recheck.centred_finds(model, image, where, 0.0, 0.3, (2.0,), fold=False)
+                  if d.box.x2 < 0]
+    finally:
+        model.close()
+    assert ghosts, "control: the mirrored crop shows the face's reflection past the edge"
+    again = balanced.look_again(image, [Detection(where, 0.5, 0.0)], [0.3])[0]
+    assert again is not None, "the face is found again"
+    assert again.box == again.box.clipped(640, 360), f"{again.box} reaches past the frame"
+    assert again.box.intersection(face) >= 0.8 * face.area, f"{again.box} leaves the face {face}"
 
 
 def test_a_big_tilted_face_with_a_phone_at_its_cheek_is_covered_in_a_photo(tmp_path: Path) -> None:

@@ -309,6 +309,42 @@ def test_backfill_covers_still_face_turning_to_camera() -> None:
         assert coverage(truth(f.index)[0], f.regions) == 1.0
 
 
+def test_a_face_s_box_that_says_its_first_ones_were_wrong_covers_its_first_frames() -> None:
+    # A face cut by the frame edge was first found with its box 0.4 face heights too high; the
+    # next finds had it right. They cover the first frame too (files only: frames are held).
+    face = Box.from_xywh(W - 20, 100, FACE, FACE)  # half of it past the right edge
+    first = face.shifted(0, -0.4 * FACE)
+
+    def frames(config: TrackConfig) -> list[Frame]:
+        stage = TrackStage(config, fps=30.0)
+        out: list[Frame] = []
+        for i in range(8):
+            box = first if i == 0 else face
+            out += stage.process(Frame(texture(100), i, detections=(Detection(box.clipped(W, H), 0.9),),
+                                       detected=True))
+        return out + stage.flush()
+
+    held = frames(TrackConfig())
+    assert coverage(face, held[0].regions) >= 0.95, held[0].regions
+    live = frames(TrackConfig(lookahead=0))
+    assert coverage(face, live[0].regions) < 0.8, "control: the first box alone leaves the face's chin"
+
+
+def test_a_face_coming_in_found_by_its_forehead_is_covered_whole_once_seen_whole() -> None:
+    # Coming in through the right edge, first found by its forehead (a third of the face),
+    # found whole from frame 6: that box covers the earlier frames too.
+    face = Box.from_xywh(W - 30, 100, 60, 60)
+    forehead = Box(face.x1, face.y1, W, face.y1 + 20)
+    stage = TrackStage(TrackConfig(), fps=30.0)
+    out: list[Frame] = []
+    for i in range(10):
+        box = forehead if i < 6 else face.clipped(W, H)
+        out += stage.process(Frame(texture(100), i, detections=(Detection(box, 0.9),), detected=True))
+    out += stage.flush()
+    for f in out[:6]:
+        assert coverage(face, f.regions) >= 0.95, (f.index, f.regions)
+
+
 def test_backfill_stops_at_scene_cut_and_at_window() -> None:
     truth = moving(150, 90, 0)
     frames = run(25, truth, seen=lambda i: i >= 12, shot=lambda i: int(i >= 6))

@@ -52,7 +52,7 @@ from .canvas import (
 )
 from .fuse import fuse
 from .plan import MODEL_INPUT, MODEL_MIN, PRESETS, Level, Preset, Tile, TileKey, View, positions
-from .recheck import centred_finds, second_look
+from .recheck import centred_finds, fold_in, second_look
 
 __all__ = ["TiledDetector"]
 
@@ -390,7 +390,7 @@ class TiledDetector:
         opinion should come from the other model: each model repeats its own mistakes.
         ``worker``: whose models to use (each tile worker has its own)."""
         score = min_score or self.score(model, still)
-        looks = centred_finds(self._model(model, worker), image, box, roll, score, (3.0, 2.0))
+        looks = centred_finds(self._model(model, worker), image, box, roll, score, (3.0, 2.0), fold=not still)
         if any(d.box.iou(box) > 0.25 for d in looks):
             return True
         log.debug("dropped unconfirmed box %s", box)
@@ -405,7 +405,7 @@ class TiledDetector:
         def best(face: tuple[Detection, float], k: int) -> Detection | None:
             f, min_score = face
             looks = centred_finds(self._model("short", k), image, f.box, f.roll, min_score, (2.0,))
-            hits = [d for d in looks if d.box.iou(f.box) > 0.25]
+            hits = [d for d in looks if d.box.iou(fold_in(f.box, image.shape[1], image.shape[0])) > 0.25]
             return max(hits, key=lambda d: d.score) if hits else None
 
         return self._spread(best, list(zip(faces, min_scores, strict=True)))
