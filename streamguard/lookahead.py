@@ -35,6 +35,15 @@ class _Held:
 
 
 @dataclass(slots=True)
+class _Seen:
+    """When and in which shot a live track was first found, and its tallest find's height."""
+
+    time: float
+    shot: int
+    tallest: float
+
+
+@dataclass(slots=True)
 class _Birth:
     time: float
     box: Box
@@ -75,8 +84,7 @@ class TrackStage(Stage):
         self._window: deque[_Held] = deque()
         self._max_held = math.ceil(ahead * self.fps - 1e-9) + 1 if ahead > 0 else 0
         self._births: dict[int, _Birth] = {}
-        #: When and in which shot each live track was first found, and its tallest box's height.
-        self._first: dict[int, list] = {}
+        self._seen: dict[int, _Seen] = {}
         self._shot = 0
         if config.hold < (config.detect_every - 1) / self.fps:
             log.warning("hold %.3f s is shorter than the detector cadence (every %d frames at %g fps): "
@@ -104,7 +112,7 @@ class TrackStage(Stage):
             log.debug("scene cut at frame %d (%.3f s): ending all tracks", frame.index, t)
             self._tracker.reset()
             self._births.clear()
-            self._first.clear()
+            self._seen.clear()
             self._shot += 1
             if self._camera is not None:
                 self._camera.reset()
@@ -153,7 +161,7 @@ class TrackStage(Stage):
                 self._bridge(trk, t)
             if trk.hits == 1:
                 self._births[trk.id] = _Birth(t, trk.box, trk.score, self._shot, self._pose)
-                self._first[trk.id] = [t, self._shot, (trk.found_box or trk.box).height]
+                self._seen[trk.id] = _Seen(t, self._shot, (trk.found_box or trk.box).height)
                 self._fill(trk.id, self._births[trk.id])
             elif trk.hits <= _REFINE_HITS and trk.id in self._births:
                 self._births[trk.id].velocities.append(trk.velocity)
@@ -162,18 +170,19 @@ class TrackStage(Stage):
                 self._look_behind(trk)
         for tid in [i for i in self._births if i not in young]:
             del self._births[tid]
-        for tid in [i for i in self._first if i not in alive]:
-            del self._first[tid]
+        for tid in [i for i in self._seen if i not in alive]:
+            del self._seen[tid]
 
     def _outgrown(self, trk: Track, t: float) -> bool:
         """Whether a face's new find says its earlier ones were wrong: a tenth taller than every
-        one before it, or on the frame after its first, away from it (IoU < 0.5: not motion)."""
-        seen = self._first.get(trk.id)
+        one before it, or on the frame after its first, away from it (IoU < 0.5: not motion).
+        Records the find's height as the tallest so far."""
+        seen = self._seen.get(trk.id)
         found = trk.found_box or trk.box
         if seen is None:
             return False
-        taller = found.height > 1.1 * seen[2]
-        seen[2] = max(seen[2], found.height)
+        taller = found.height > 1.1 * seen.tallest
+        seen.tallest = max(seen.tallest, found.height)
         birth = self._births.get(trk.id)
         moved = (birth is not None and trk.hits == 2 and t - birth.time < 1.5 / self.fps
                  and found.iou(birth.box) < 0.5)
@@ -184,10 +193,10 @@ class TrackStage(Stage):
         in through the frame edge is first found by its forehead, and a face cut by the edge with
         a box 0.4 face heights too high (the model sees half a face and its reflection); the
         boxes that come after show where it was."""
-        first, shot, _ = self._first.get(trk.id, (math.inf, -1, 0.0))
+        seen = self._seen[trk.id]
         box = trk.box.grown(0.1)
         for held in reversed(self._window):
-            if held.time < first or held.shot != shot:
+            if held.time < seen.time or held.shot != seen.shot:
                 break
             if held.frame is self._window[-1].frame:
                 continue  # the current frame has the box already
