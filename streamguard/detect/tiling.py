@@ -405,8 +405,8 @@ class TiledDetector:
         def best(face: tuple[Detection, float], k: int) -> Detection | None:
             f, min_score = face
             looks = centred_finds(self._model("short", k), image, f.box, f.roll, min_score, (2.0,))
-            hits = [d for d in looks if d.box.iou(fold_in(f.box, image.shape[1], image.shape[0])) > 0.25]
-            return max(hits, key=lambda d: d.score) if hits else None
+            where = fold_in(f.box, image.shape[1], image.shape[0])  # in the frame, as the finds are
+            return max((d for d in looks if d.box.iou(where) > 0.25), key=lambda d: d.score, default=None)
 
         return self._spread(best, list(zip(faces, min_scores, strict=True)))
 

@@ -168,9 +168,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="streamguard: %(message)s")
     if not (args.preview or args.virtual_cam or args.record):
         parser.error("nothing to show: give --preview, --virtual-cam and/or --record OUT.mp4")
-    if args.record is not None and (args.record.suffix.lower() not in VIDEO_SUFFIXES
-                                    or output_suffix(args.record.suffix) != args.record.suffix):
-        parser.error(f"--record: {args.record}: use a video file name ({', '.join(sorted(VIDEO_SUFFIXES))})")
+    # Containers whose results are rewrapped (.mpg) cannot be recorded into as named.
+    writable = sorted(s for s in VIDEO_SUFFIXES if output_suffix(s) == s)
+    if args.record is not None and args.record.suffix.lower() not in writable:
+        parser.error(f"--record: {args.record}: use a video file name ({', '.join(writable)})")
     if args.virtual_cam_device and not args.virtual_cam:
         parser.error("--virtual-cam-device needs --virtual-cam")
     try:

@@ -69,7 +69,6 @@ _MEDIA_TYPES = {
     ".3gp": "video/3gpp",
     ".mpg": "video/mpeg",
     ".mpeg": "video/mpeg",
-    ".wmv": "video/x-ms-wmv",
     ".flv": "video/x-flv",
     ".jpg": "image/jpeg",
     ".jpeg": "image/jpeg",
