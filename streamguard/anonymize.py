@@ -244,12 +244,7 @@ def _cover_groups(iw: int, ih: int, faces: Sequence[Box], config: AnonymizeConfi
         if x2 <= x1 or y2 <= y1:
             continue
         crop = get(x1, y1, x2, y2)
-        # As strongly as the largest head whose cover reaches into the rectangle, joined or not:
-        # a small head beside a large one was blurred for the large one when they were one group,
-        # and blurred only for itself a turned-away 22 px head's outline stayed readable.
-        bound = Box(x1, y1, x2, y2)
-        size = max(max(sizes[i] for i in group),
-                   max((sizes[i] for i, o in enumerate(outers) if o.intersection(bound) > 0), default=0.0))
+        size = max(sizes[i] for i in group)
         covered = _MODES[config.mode](crop, size, config.strength)
         alpha = _ellipse_alpha(crop.shape[:2], [head_box(faces[i], config.margin) for i in group], (x1, y1))
         put(x1, y1, cv2.blendLinear(covered, crop, alpha, 1.0 - alpha))
