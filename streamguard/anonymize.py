@@ -15,10 +15,9 @@ import numpy as np
 
 from .colour import is_packed, pack, put_region_rgb, region_rgb, unpack
 from .config import AnonymizeConfig
-from .types import Box, Frame, Region, Stage
+from .types import Box, Frame, Region, Stage, overlap_groups
 
-__all__ = ["Anonymizer", "cover_groups", "head_box", "past_the_edge", "cover_region", "cover_faces",
-           "cover_area", "curtain"]
+__all__ = ["Anonymizer", "head_box", "past_the_edge", "cover_region", "cover_faces", "cover_area", "curtain"]
 
 #: Blur sigma as a fraction of the face box height at strength 1. At 0.15 a face
 #: keeps about two resolvable cycles from brow to chin: skin tone, no identity.
@@ -172,8 +171,8 @@ def cover_region(image: np.ndarray, face: Box, config: AnonymizeConfig) -> None:
 
 def cover_faces(image: np.ndarray, faces: Sequence[Box], config: AnonymizeConfig) -> None:
     """Obscure the head around each of ``faces`` (H x W x 3 uint8, in place). Heads whose covers
-    overlap (a face and where it was heading, two people side by side) are mostly covered in one
-    pass, as strongly as the largest of them (see :func:`cover_groups`)."""
+    overlap (a face and where it was heading, two people side by side) are covered in one pass,
+    as strongly as the largest of them: each pixel is blurred and blended once."""
 
     def put(x1: int, y1: int, pixels: np.ndarray) -> None:
         # Write back into the frame: the bug that drew a rectangle but never stored
@@ -198,34 +197,6 @@ def cover_faces_packed(frame: Frame, faces: Sequence[Box], config: AnonymizeConf
                   lambda x1, y1, pixels: put_region_rgb(frame, x1, y1, pixels), align=2)
 
 
-def cover_groups(boxes: Sequence[Box]) -> list[list[int]]:
-    """Indices of ``boxes`` (the regions covers may change) in groups, each covered in one pass
-    over its bounding box. Overlapping boxes join a group only where its bounding box stays no
-    larger than theirs apart: a group's pixels are blurred and blended once, but a chain of heads
-    across a crowd joined whole made one rectangle of mostly empty pixels (a street dance at
-    720p: 714k pixels a frame blurred and blended, 548k so). Overlapping groups are covered one
-    after another; where they overlap, the later one blurs what the earlier one covered, so
-    every head's ellipse still ends fully covered."""
-    groups: list[tuple[Box, list[int]]] = []
-    for i, box in enumerate(boxes):
-        if box.is_empty():
-            continue
-        bound, members = box, [i]
-        merged = True
-        while merged:  # the grown group may now be worth joining to others
-            merged = False
-            for k, (other, idx) in enumerate(groups):
-                if bound.intersection(other) > 0:
-                    joined = Box.bounding((bound, other))
-                    if joined.area <= bound.area + other.area:
-                        bound, members = joined, idx + members
-                        del groups[k]
-                        merged = True
-                        break
-        groups.append((bound, members))
-    return [members for _, members in groups]
-
-
 def _cover_groups(iw: int, ih: int, faces: Sequence[Box], config: AnonymizeConfig,
                   get: Callable[[int, int, int, int], np.ndarray],
                   put: Callable[[int, int, np.ndarray], None], align: int) -> None:
@@ -237,7 +208,7 @@ def _cover_groups(iw: int, ih: int, faces: Sequence[Box], config: AnonymizeConfi
              for c, f in zip(cut, faces, strict=True)]
     faces = cut
     outers = [_outer(f, config).clipped(iw, ih) for f in faces]
-    for group in cover_groups(outers):
+    for group in overlap_groups(outers):
         x1, y1, x2, y2 = Box.bounding(outers[i] for i in group).as_int()
         x1, y1 = x1 - x1 % align, y1 - y1 % align
         x2, y2 = min(x2 + (-x2) % align, iw), min(y2 + (-y2) % align, ih)

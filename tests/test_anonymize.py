@@ -149,30 +149,3 @@ def test_past_the_edge_squares_up_only_boxes_the_edge_cuts():
     for inside in (Box(1100, 373, 1149, 459), Box(1.5, 1.5, 1278, 718), Box(0, 0, 80, 80),
                    Box(-216, -240, 864, 960), Box(1240, 300, 1290, 400)):
         assert past_the_edge(inside, 1280, 720) is inside
-
-
-def test_a_diagonal_chain_of_heads_is_covered_in_parts_each_face_destroyed():
-    # Heads in a diagonal row, each cover overlapping the next: joined whole they made one
-    # rectangle, most of it empty (blurred and blended for nothing); in parts, where two parts
-    # overlap the later blurs over the earlier, and every face must still be destroyed.
-    from streamguard.anonymize import _outer, cover_groups
-
-    image = background(900, 900, seed=7)
-    sprites = load_faces()
-    faces = [paste_face(image, sprites[k % len(sprites)], Box.from_center(90 + 80 * k, 90 + 80 * k, 70, 84))
-             for k in range(10)]
-    config = AnonymizeConfig()
-    outers = [_outer(f, config) for f in faces]
-    assert all(a.intersection(b) > 0 for a, b in zip(outers, outers[1:]))  # a chain
-    groups = cover_groups(outers)
-    assert sorted(i for g in groups for i in g) == list(range(10))
-    parts = sum(Box.bounding(outers[i] for i in g).area for g in groups)
-    assert len(groups) > 1 and parts < 0.5 * Box.bounding(outers).area
-    original = image.copy()
-    frame = Frame(image=image, index=0, regions=tuple(Region(box=f) for f in faces))
-    Anonymizer(config)(frame)
-    for f in faces:
-        assert_destroyed(original, frame.image, f)
-    # The chain's empty corners are not touched.
-    assert np.array_equal(frame.image[600:, :250], original[600:, :250])
-    assert np.array_equal(frame.image[:250, 600:], original[:250, 600:])
