@@ -28,6 +28,7 @@ __all__ = [
     "StreamguardError",
     "InputError",
     "OutputError",
+    "ChunkError",
     "ModelError",
     "DeviceError",
     "ClusterError",
@@ -59,6 +60,11 @@ class OutputError(StreamguardError):
     """The output cannot be written (exists, unwritable folder, disk full, encoder failure)."""
 
     exit_code = 4
+
+
+class ChunkError(OutputError):
+    """A finished chunk of a cut video cannot be joined (made by another version, or damaged): the
+    work folder's chunks are removed, and the next run makes them again."""
 
 
 class ModelError(StreamguardError):

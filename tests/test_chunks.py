@@ -212,3 +212,41 @@ def test_mpeg_program_stream_is_not_cut_and_comes_back_whole_as_mkv(capsys, tmp_
     out = tmp_path / "old.anonymized.mkv"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["old.anonymized.mkv", "old.mpg"]
     assert video_pts(out) == video_pts(src)
+
+
+def test_chunks_that_cannot_be_joined_are_removed_for_the_next_run(border, workdir, detector):
+    # A work folder left by an interrupted run whose finished chunks cannot be joined (here one
+    # encoded at another CRF, as another version or a damaged file would leave): kept for a
+    # resume, they failed every later run the same way.
+    import dataclasses
+
+    from streamguard.config import DetectConfig
+    from streamguard.parallel.batch import ParallelOptions, run_parallel
+    from streamguard.parallel.chunks import ChunkResult
+    from streamguard.parallel.items import BatchItem
+    from streamguard.parallel.workdir import WorkDir, config_key
+
+    src, _ = border
+    out = workdir / "out.mp4"
+    config = Config(detect=DetectConfig(preset="fast"))
+    plan = plan_chunks(src, config, chunk_seconds=2)
+    assert plan is not None and len(plan.chunks) == 3
+    work = WorkDir(out)
+    work.start(src, config_key(config, out), plan)
+    odd = dataclasses.replace(config, encode=dataclasses.replace(config.encode, crf=config.encode.crf + 9))
+    for spec in plan.chunks:
+        made = anonymize_chunk(src, spec, work.chunk_path(spec.index), odd if spec.index == 1 else config,
+                               detector=detector)
+        work.mark_done(ChunkResult(spec.index, made.frames, 0, made.seconds))
+    options = ParallelOptions(executor="inline", chunk_seconds=2)
+
+    results, _ = run_parallel([BatchItem(src, out)], config, options)
+    (r,) = results
+    assert r.status == "failed" and r.exit_code == 4, r
+    assert "other settings" in r.message and "the next run makes them again" in r.message, r.message
+    assert sorted(p.name for p in workdir.iterdir()) == [], "the chunks and the work folder go"
+
+    results, info = run_parallel([BatchItem(src, out)], config, options)
+    assert results[0].status == "done", results[0].message
+    assert info.chunks == 3 and info.reused_chunks == 0
+    assert video_pts(out) == video_pts(src) and audio_packets(out) == audio_packets(src)

@@ -19,7 +19,7 @@ import av
 import av.error
 
 from ..config import Config
-from ..errors import Cancelled, OutputError
+from ..errors import Cancelled, ChunkError, OutputError
 from ..sinks import VideoFileSink
 from ..sources import VideoInfo, _why, probe_video
 from .chunks import ChunkPlan, chunk_offset
@@ -71,10 +71,10 @@ def _chunk_packets(path: Path) -> Iterator[av.Packet]:
                 if pkt.dts is None and pkt.pts is None:
                     continue  # the demuxer's end-of-stream flush
                 if pkt.dts is None or pkt.pts is None:
-                    raise OutputError(f"{path}: chunk packet without timestamps")
+                    raise ChunkError(f"{path}: chunk packet without timestamps")
                 yield pkt
     except (av.error.FFmpegError, OSError) as e:
-        raise OutputError(f"{path}: cannot read chunk: {_why(e)}") from e
+        raise ChunkError(f"{path}: cannot read chunk: {_why(e)}") from e
 
 
 #: Most packets an H.264 encoder delays (B-frame reorder depth) that a join has to re-time.
@@ -100,12 +100,12 @@ def join_chunks(
     """
     src = Path(input_path)
     if len(chunk_paths) != len(plan.chunks):
-        raise OutputError(f"{output}: {len(chunk_paths)} chunk files for {len(plan.chunks)} chunks")
+        raise ChunkError(f"{output}: {len(chunk_paths)} chunk files for {len(plan.chunks)} chunks")
     info = probe_video(src)
     try:
         first = av.open(str(chunk_paths[0]))
     except (av.error.FFmpegError, OSError) as e:
-        raise OutputError(f"{chunk_paths[0]}: cannot read chunk: {_why(e)}") from e
+        raise ChunkError(f"{chunk_paths[0]}: cannot read chunk: {_why(e)}") from e
     with first:
         template = first.streams.video[0]
         extradata = template.codec_context.extradata
@@ -122,7 +122,7 @@ def join_chunks(
             if last_dts is not None and dts <= last_dts:
                 dts = last_dts + 1
             if dts > pkt.pts:
-                raise OutputError(f"{output}: cannot join the chunks: timestamps do not fit")
+                raise ChunkError(f"{output}: cannot join the chunks: timestamps do not fit")
             pkt.dts = last_dts = dts
             sink.write_packet(pkt)
 
@@ -134,9 +134,9 @@ def join_chunks(
                     s = c.streams.video[0]
                     same = Fraction(s.time_base) == chunk_tb and s.codec_context.extradata == extradata
             except (av.error.FFmpegError, OSError) as e:
-                raise OutputError(f"{path}: cannot read chunk: {_why(e)}") from e
+                raise ChunkError(f"{path}: cannot read chunk: {_why(e)}") from e
             if not same:
-                raise OutputError(
+                raise ChunkError(
                     f"{path}: chunk encoded with other settings than the first; "
                     "every worker needs the same streamguard and PyAV versions"
                 )
@@ -144,7 +144,7 @@ def join_chunks(
             hi = None if spec.end is None else spec.end * plan.time_base
             offset = chunk_offset(spec) * plan.time_base / chunk_tb
             if offset.denominator != 1:
-                raise OutputError(f"{path}: chunk time base {chunk_tb} does not fit the input's")
+                raise ChunkError(f"{path}: chunk time base {chunk_tb} does not fit the input's")
             floor = recent[-1] if recent else None
             chunk_pts: list[int] = []
             leading: list[av.Packet] | None = []
@@ -157,7 +157,7 @@ def join_chunks(
                 pts = int(pkt.pts)
                 t = pts * chunk_tb
                 if t < lo or (hi is not None and t >= hi) or (floor is not None and pts <= floor):
-                    raise OutputError(f"{path}: chunk {spec.index} holds a frame outside its range")
+                    raise ChunkError(f"{path}: chunk {spec.index} holds a frame outside its range")
                 chunk_pts.append(pts)
                 if leading is not None:
                     p0 = pts if p0 is None else p0
@@ -170,10 +170,10 @@ def join_chunks(
             if leading:
                 _emit_leading(leading, recent, emit)
             if not chunk_pts:
-                raise OutputError(f"{path}: chunk {spec.index} holds no frames")
+                raise ChunkError(f"{path}: chunk {spec.index} holds no frames")
             chunk_pts.sort()
             if len(set(chunk_pts)) != len(chunk_pts):
-                raise OutputError(f"{path}: chunk {spec.index} repeats a frame")
+                raise ChunkError(f"{path}: chunk {spec.index} repeats a frame")
             recent.extend(chunk_pts[-_MAX_LEAD:])
             frames += len(chunk_pts)
         ok = True

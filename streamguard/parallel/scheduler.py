@@ -213,10 +213,16 @@ class _Scheduler:
             return
         s.finished = True
         assert s.failed is not None
+        message = s.failed.message
         if s.work is not None and s.failed.exit_code == InputError.exit_code:
             s.work.remove()  # a bad input fails the same way next time: nothing to resume
+        elif s.work is not None and s.failed.stale:
+            # Kept, chunks that cannot be joined (an older version's, a damaged file) would fail
+            # every later run the same way until someone found and removed the work folder.
+            s.work.remove()
+            message += "; its finished chunks were removed: the next run makes them again"
         seconds = time.perf_counter() - s.started if s.started else 0.0
-        self.record(BatchResult(s.item, "failed", s.failed.message, seconds, exit_code=s.failed.exit_code))
+        self.record(BatchResult(s.item, "failed", message, seconds, exit_code=s.failed.exit_code))
 
     def _finish_done(self, s: _FileState) -> None:
         s.finished = True

@@ -29,7 +29,7 @@ from typing import Any, Literal, Protocol
 from ..api import ImageResult, anonymize_file
 from ..config import Config, DetectConfig
 from ..detect import FaceDetector, TiledDetector, create_detector
-from ..errors import Cancelled, OutputError, StreamguardError
+from ..errors import Cancelled, ChunkError, OutputError, StreamguardError
 from .chunks import ChunkPlan, ChunkSpec, anonymize_chunk
 from .join import join_chunks
 
@@ -115,6 +115,9 @@ class TaskOutcome:
     #: Which worker process ran it (host:pid) and the CPU seconds its process spent on it.
     worker: str = ""
     cpu_seconds: float = 0.0
+    #: The file's finished chunks cannot be used (:class:`~streamguard.errors.ChunkError`): the
+    #: driver removes them rather than keep them for a resume that would fail the same way.
+    stale: bool = False
 
 
 
@@ -383,7 +386,8 @@ def _run_task(
             )
             outcome = TaskOutcome(task.key, "done", frames, 0, time.perf_counter() - t0)
     except StreamguardError as e:
-        return TaskOutcome(task.key, "failed", 0, 0, time.perf_counter() - t0, str(e), e.exit_code)
+        return TaskOutcome(task.key, "failed", 0, 0, time.perf_counter() - t0, str(e), e.exit_code,
+                           stale=isinstance(e, ChunkError))
     except OSError as e:
         return TaskOutcome(task.key, "failed", 0, 0, time.perf_counter() - t0, f"{task.input}: {e}", 4)
     except (Cancelled, KeyboardInterrupt):
