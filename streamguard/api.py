@@ -124,7 +124,7 @@ def build_stages(
     else:
         stages.append(DetectionsToRegions())
     # A face half hidden between covered ones (a crowd) is covered with them.
-    stages.append(GapStage(config.anonymize))
+    stages.append(GapStage(config.anonymize, still=not video))
     # Videos are encoded as 4:2:0 (VideoFileSink): cover in the decoded planes, no RGB round trip.
     stages.append(Anonymizer(config.anonymize, planar=video))
     return stages

@@ -93,8 +93,8 @@ class AnonymizeConfig:
     gaps: float = 0.5
     #: The same with a wider disk around a face in a crowd (four other people's faces within
     #: three face heights: a stand, an audience), where a hole in the cover that no disk of this
-    #: radius fits in is a face the detector missed among found ones (``gaps.py``). A value of
-    #: at most ``gaps`` turns it off.
+    #: radius fits in is a face the detector missed among found ones (``gaps.py``; in a photo,
+    #: only where three people were found sure). A value of at most ``gaps`` turns it off.
     crowd_gaps: float = 1.5
 
     def __post_init__(self) -> None:

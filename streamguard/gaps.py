@@ -20,6 +20,15 @@ more). So a face with four other people's faces within three face heights of it 
 and the gaps around it are measured with a wider disk (``AnonymizeConfig.crowd_gaps``, 1.5 face
 heights): 105 (50) left, for over-cover on the real benchmark of 4.18x -> 4.82x (photos) and
 2.63x -> 2.85x (clips). A few people side by side are not a crowd, and keep the narrow disk.
+
+A photo's plan keeps finds from 0.35, and on a textured picture BlazeFace scatters dozens of
+them (a dancer against a painted wall: 55 finds round one face, every one with four others
+near it): taken for a crowd, the space between them was covered as gaps and the whole picture
+came out blurred. So in a photo the wider disk is used only where the detector found at least
+``PHOTO_CROWD`` people it is sure of (``detect.known.SURE_SCORE``), as a crowd photo's do (the
+closer photo views ask the same, ``detect.still.SMALL_COMPANY``). Video keeps it whatever the
+scores: a soft, long-lens crowd's faces are seldom sure, and followed over frames a clutter
+find there is held anyway (tried there too, a commuter crowd's soft 30 px face was left).
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ from scipy.spatial import cKDTree
 
 from .anonymize import head_box
 from .config import AnonymizeConfig
+from .detect.known import SURE_SCORE
 from .types import Box, Frame, Region, Stage, overlap_groups
 
 __all__ = ["GapStage", "crowd_reaches", "gap_faces"]
@@ -49,22 +59,25 @@ WINDOW = 2048
 CROWD_NEIGHBOURS = 4
 #: ... their centres at most this many face heights (the larger of the two faces) from its own.
 CROWD_DISTANCE = 3.0
+#: A photo holds a crowd only when at least this many people in it were found sure (see above).
+PHOTO_CROWD = 3
 
 
 def gap_faces(faces: Sequence[Box], width: int, height: int, margin: float, reach: float,
-              people: Sequence[object] | None = None, crowd: float = 0.0) -> list[Box]:
+              people: Sequence[object] | None = None, crowd: float = 0.0,
+              sure: int | None = None) -> list[Box]:
     """Face boxes for the gaps among ``faces``' head ellipses (``anonymize.head_box`` at
     ``margin``) that no disk of ``reach`` times the nearest face's height fits in, in a picture
     of ``width`` x ``height``; of ``crowd`` times it where the nearest face is in a crowd (see
-    :func:`crowd_reaches`). A gap counts only between two people: ``people`` names each face's
-    (a video's track ids: a face's box and the box where it is heading leave a notch between
-    them, not room for another face); by default every face is someone else. A reach of 0 (or
-    fewer than two faces) finds none."""
+    :func:`crowd_reaches`; ``sure``: in a photo, how many of the people were found sure). A gap
+    counts only between two people: ``people`` names each face's (a video's track ids: a face's
+    box and the box where it is heading leave a notch between them, not room for another face);
+    by default every face is someone else. A reach of 0 (or fewer than two faces) finds none."""
     if reach <= 0 or len(faces) < 2 or width <= 0 or height <= 0:
         return []
     who = list(range(len(faces))) if people is None else list(people)
     heads = [head_box(f, margin) for f in faces]
-    radius = crowd_reaches(faces, who, reach, crowd)
+    radius = crowd_reaches(faces, who, reach, crowd, sure)
     # Only heads closer than their radii can leave a gap between them: each such group is
     # searched in its own neighbourhood (the masks are a few bytes a pixel, and a picture
     # often has a few faces at each side).
@@ -103,11 +116,13 @@ def _windows(around: Box) -> list[Box]:
             for j in range(ny) for i in range(nx)]
 
 
-def crowd_reaches(faces: Sequence[Box], people: Sequence[object], reach: float, crowd: float) -> list[float]:
+def crowd_reaches(faces: Sequence[Box], people: Sequence[object], reach: float, crowd: float,
+                  sure: int | None = None) -> list[float]:
     """Each face's reach for :func:`gap_faces`: ``crowd`` for a face with CROWD_NEIGHBOURS other
     people's faces within CROWD_DISTANCE face heights, ``reach`` for the rest (and for all when
-    ``crowd`` is not the wider)."""
-    if crowd <= reach or len(faces) <= CROWD_NEIGHBOURS:
+    ``crowd`` is not the wider, or when ``sure``, the people found sure, is given and under
+    ``PHOTO_CROWD``: a photo's scattered clutter is no crowd)."""
+    if crowd <= reach or len(faces) <= CROWD_NEIGHBOURS or (sure is not None and sure < PHOTO_CROWD):
         return [reach] * len(faces)
     centres = np.array([f.center for f in faces], np.float64)
     heights = np.array([f.height for f in faces], np.float64)
@@ -191,15 +206,19 @@ def _gaps_in(faces: list[Box], heads: list[Box], people: list[int], around: Box,
 
 class GapStage(Stage):
     """Adds a region for each gap between the covered faces of different people in a frame (see
-    :func:`gap_faces`); a video's regions of one track are one person."""
+    :func:`gap_faces`); a video's regions of one track are one person. ``still``: the frames are
+    photos (a crowd needs people found sure, see the module docs)."""
 
-    def __init__(self, config: AnonymizeConfig) -> None:
+    def __init__(self, config: AnonymizeConfig, *, still: bool = False) -> None:
         self.config = config
+        self.still = still
 
     def __call__(self, frame: Frame) -> Frame:
         faces = [r for r in frame.regions if r.is_face]
         people = [r.track_id if r.track_id is not None else ("face", n) for n, r in enumerate(faces)]
+        sure = (len({p for p, r in zip(people, faces, strict=True) if r.score >= SURE_SCORE})
+                if self.still else None)
         gaps = gap_faces([r.box for r in faces], frame.width, frame.height, self.config.margin,
-                         self.config.gaps, people, self.config.crowd_gaps)
+                         self.config.gaps, people, self.config.crowd_gaps, sure)
         frame.regions = (*frame.regions, *(Region(box=b, source="gap", score=0.0) for b in gaps))
         return frame
