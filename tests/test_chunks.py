@@ -4,6 +4,7 @@ interrupted run resumes from its finished chunks."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -18,10 +19,13 @@ import pytest
 
 from streamguard import Config, anonymize_video
 from streamguard.cli import main
-from streamguard.parallel.chunks import anonymize_chunk, plan_chunks
+from streamguard.config import DetectConfig
+from streamguard.parallel.batch import ParallelOptions, run_parallel
+from streamguard.parallel.chunks import ChunkResult, anonymize_chunk, plan_chunks
+from streamguard.parallel.items import BatchItem
 from streamguard.parallel.join import join_chunks
 from streamguard.parallel.tasks import KILL_ONCE_ENV
-from streamguard.parallel.workdir import work_dir_for
+from streamguard.parallel.workdir import WorkDir, config_key, work_dir_for
 
 from .chunk_media import border_clip, packet_times, video_rotation
 from .corpus import make_bframes_avi, write_video
@@ -218,14 +222,6 @@ def test_chunks_that_cannot_be_joined_are_removed_for_the_next_run(border, workd
     # A work folder left by an interrupted run whose finished chunks cannot be joined (here one
     # encoded at another CRF, as another version or a damaged file would leave): kept for a
     # resume, they failed every later run the same way.
-    import dataclasses
-
-    from streamguard.config import DetectConfig
-    from streamguard.parallel.batch import ParallelOptions, run_parallel
-    from streamguard.parallel.chunks import ChunkResult
-    from streamguard.parallel.items import BatchItem
-    from streamguard.parallel.workdir import WorkDir, config_key
-
     src, _ = border
     out = workdir / "out.mp4"
     config = Config(detect=DetectConfig(preset="fast"))

@@ -144,7 +144,7 @@ class Job:
     @property
     def result_name(self) -> str:
         stem = self.name[: -len(self.suffix)] if self.name.lower().endswith(self.suffix) else self.name
-        return f"{stem}.anonymized{output_suffix(self.suffix)}"
+        return f"{stem}.anonymized{self.output.suffix}"
 
     def bump(self) -> None:
         self.version = next(_versions)
